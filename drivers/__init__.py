@@ -1,0 +1,1 @@
+"""Hardware: one Protocol per device kind, real adapters loaded by name, and simulated devices."""

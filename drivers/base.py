@@ -1,0 +1,73 @@
+"""The device Protocols and the events devices report.
+
+Devices know nothing of sessions or clocks: they report what they saw through the `emit`
+callback given to `start()` (from their own thread, for real hardware), and the application
+turns those reports into session events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+
+class DeviceError(Exception):
+    """A device failed in a way its adapter could not hide."""
+
+
+@dataclass(frozen=True)
+class CardRead:
+    uid: bytes  # the plain UID, as read from the card
+
+
+@dataclass(frozen=True)
+class CodeRead:
+    text: str
+    symbology: str = ""  # "QRCODE", "CODE128", "CODE39", "EAN13", or "" when unknown
+
+
+@dataclass(frozen=True)
+class DoorChanged:
+    slot: int
+    open: bool
+
+
+DeviceEvent = Union[CardRead, CodeRead, DoorChanged]
+Emit = Callable[[DeviceEvent], None]
+
+
+@dataclass(frozen=True)
+class Health:
+    available: bool
+    reason: str = ""  # why not, in words a technician can act on
+
+
+class CardReader(Protocol):
+    def start(self, emit: Emit) -> None: ...
+    def close(self) -> None: ...
+    def health(self) -> Health: ...
+
+
+class BarcodeScanner(Protocol):
+    def start(self, emit: Emit) -> None: ...
+    def close(self) -> None: ...
+    def health(self) -> Health: ...
+
+
+class LockBank(Protocol):
+    """Lockers numbered 1..slots, each with a lock and a door sensor. Locked is the safe state."""
+
+    slots: int
+
+    def start(self, emit: Emit) -> None:
+        """Lock every locker (fail secure) and begin reporting door changes."""
+
+    def unlock(self, slot: int) -> None: ...
+    def lock(self, slot: int) -> None: ...
+    def is_open(self, slot: int) -> bool: ...
+
+    def close(self) -> None:
+        """Lock every locker and release the hardware. Idempotent."""
+
+    def health(self) -> Health: ...

@@ -1,0 +1,361 @@
+"""The composition root: builds the kiosk from the config and runs it.
+
+This is the only module that imports the core, the drivers, the UI and the library backends
+together. `Kiosk` is the imperative shell around the pure session: it turns device reports and
+taps into events, feeds them to `session.step`, and executes the effects, feeding their results
+back as events.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import queue
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivers import registry
+from drivers.base import CardRead, CodeRead, DeviceError, DeviceEvent, DoorChanged
+from kiosk import session as s
+from kiosk.clock import Clock, boot_id
+from kiosk.config import Config
+from kiosk.identifiers import mask
+from kiosk.library import Library, LibraryUnavailable
+from kiosk.local_library import LocalLibrary, seed_demo
+from kiosk.rules import Reason, refusal
+from kiosk.store import Stamp, Store, StoreError
+
+log = logging.getLogger("kiosk")
+
+
+@dataclass
+class Devices:
+    card_reader: Any
+    scanner: Any
+    locks: Any
+
+    def all(self) -> list[tuple[str, Any]]:
+        return [("card_reader", self.card_reader), ("scanner", self.scanner), ("locks", self.locks)]
+
+
+def build_devices(config: Config) -> Devices:
+    d = config.devices
+    return Devices(
+        card_reader=registry.create("card_reader", d.card_reader.driver),
+        scanner=registry.create("scanner", d.scanner.driver),
+        locks=registry.create("locks", d.locks.driver, slots=d.locks.slots),
+    )
+
+
+class Kiosk:
+    """One kiosk: session state, store, library, devices and (optionally) a display."""
+
+    def __init__(
+        self, config: Config, *, clock: Clock, store: Store, library: Library, devices: Devices,
+        display: Any = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.library = library
+        self.devices = devices
+        self.display = display
+        self.state = s.initial(config.settings(), clock.monotonic())
+        self._inbox: queue.SimpleQueue[DeviceEvent] = queue.SimpleQueue()
+        self._boot_id = boot_id()
+        self._started = False
+        self.stopping = False
+
+    def __repr__(self) -> str:
+        return f"<Kiosk screen={self.state.screen} store={self.store.path}>"
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Lock every door, settle door jobs a crash interrupted, then listen to the devices."""
+        for name, device in self.devices.all():
+            try:
+                device.start(self._inbox.put)
+            except DeviceError as exc:
+                log.error("device %s did not start: %s", name, exc)
+        self._recover_door_jobs()
+        self._started = True
+
+    def close(self) -> None:
+        """Idempotent; the lock bank locks every door as it closes (fail secure)."""
+        for name, device in reversed(self.devices.all()):
+            try:
+                device.close()
+            except Exception:  # noqa: BLE001 - one device must not keep the others open
+                log.exception("device %s did not close cleanly", name)
+        if self.display is not None:
+            self.display.close()
+        self.store.close()
+        self._started = False
+
+    def _recover_door_jobs(self) -> None:
+        for row in self.store.pending_door_jobs():
+            item = self.store.item(row["item"])
+            job = s.DoorJob(
+                id=row["id"], kind=row["kind"], slot=row["slot"], item=row["item"],
+                title=item.title if item else row["item"], member_id=row["member_id"],
+                due=dt.date.fromisoformat(row["due"]) if row["due"] else None,
+            )
+            if row["opened_at"]:
+                # The door had opened before the restart: the book moved. Record it, and ask
+                # staff to look at the locker.
+                self._record(job)
+                self._alarm("recovered-door-job", job.slot)
+            else:
+                self.store.cancel_door_job(job.id, "interrupted before the door opened", self.clock.now())
+
+    # -- events in
+
+    def _now(self) -> float:
+        return self.clock.monotonic()
+
+    def pump(self) -> None:
+        """Turn every device report waiting in the inbox into session events."""
+        while True:
+            try:
+                report = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            at = self._now()
+            if isinstance(report, CardRead):
+                self.feed(s.CardTapped(uid=report.uid, at=at))
+            elif isinstance(report, CodeRead):
+                self.feed(s.BarcodeScanned(text=report.text, at=at))
+            elif isinstance(report, DoorChanged):
+                event = s.DoorOpened if report.open else s.DoorClosed
+                self.feed(event(slot=report.slot, at=at))
+
+    def tap(self, button: str) -> None:
+        self.feed(s.Tap(button=button, at=self._now()))
+
+    def tick(self) -> None:
+        self.feed(s.Tick(at=self._now()))
+
+    def feed(self, event: s.Event) -> None:
+        """Step the session with this event and with every result its effects produce."""
+        pending = collections.deque([event])
+        while pending:
+            self.state, effects = s.step(self.state, pending.popleft())
+            for effect in effects:
+                result = self._execute(effect)
+                if result is not None:
+                    pending.append(result)
+
+    # -- effects out
+
+    def _execute(self, effect: s.Effect) -> s.Event | None:
+        at = self._now()
+        try:
+            return self._dispatch(effect, at)
+        except LibraryUnavailable as exc:
+            log.warning("library system unavailable: %s", exc)
+            return s.Refused(refusal=refusal(Reason.ILS_UNAVAILABLE), at=at)
+
+    def _dispatch(self, effect: s.Effect, at: float) -> s.Event | None:  # noqa: C901 - one branch per effect
+        lib, store = self.library, self.store
+        if isinstance(effect, s.LookUpMember):
+            member = lib.find_member(effect.credential)
+            if member is None:
+                log.info("unknown %s %s", effect.via, mask(effect.credential))
+                reason = Reason.UNKNOWN_CARD if effect.via == "card" else Reason.UNKNOWN_BARCODE
+                return s.Refused(refusal=refusal(reason), at=at)
+            return s.MemberFound(member=member, today=lib.today(), at=at)
+        if isinstance(effect, s.VerifyPin):
+            member = lib.verify_pin(effect.credential, effect.pin)
+            if member is None:
+                return s.PinRejected(at=at)
+            return s.PinAccepted(member=member, today=lib.today(), at=at)
+        if isinstance(effect, s.LoadShelf):
+            return s.ShelfLoaded(shelf=store.shelf(), at=at)
+        if isinstance(effect, s.LoadLoans):
+            return s.LoansLoaded(loans=lib.loans(effect.member_id), at=at)
+        if isinstance(effect, s.CheckOut):
+            return self._check_out(effect, at)
+        if isinstance(effect, s.PrepareReturn):
+            return self._prepare_return(effect, at)
+        if isinstance(effect, s.CommitDoorJob):
+            try:
+                store.begin_door_job(effect.job, self.clock.now())
+            except StoreError as exc:
+                log.error("door job not committed, door stays locked: %s", exc)
+                return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
+            return s.DoorJobCommitted(job=effect.job, at=at)
+        if isinstance(effect, s.Unlock):
+            return self._unlock(effect.slot, at)
+        if isinstance(effect, s.Lock):
+            self._lock(effect.slot)
+            return None
+        if isinstance(effect, s.NoteDoorOpened):
+            self._guarded(lambda: store.note_door_opened(effect.job.id, self.clock.now()))
+            return None
+        if isinstance(effect, s.RecordDoorJob):
+            if not self._record(effect.job):
+                self._alarm("record-failed", effect.job.slot)
+                return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
+            return s.Recorded(job=effect.job, at=at)
+        if isinstance(effect, s.CancelDoorJob):
+            self._guarded(lambda: store.cancel_door_job(effect.job.id, effect.reason, self.clock.now()))
+            return None
+        if isinstance(effect, s.RaiseAlarm):
+            self._alarm(effect.kind, effect.slot)
+            return None
+        if isinstance(effect, s.EndSession):
+            lib.end_session(effect.member_id)
+            return None
+        raise TypeError(f"no executor for {effect!r}")
+
+    def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
+        if self.store.slot_contents(effect.slot) != effect.item:
+            return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
+        answer = self.library.check_out(effect.member_id, effect.item)
+        if answer.refusal is not None or answer.due is None:
+            return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
+        item = self.store.item(effect.item)
+        job = s.DoorJob(
+            id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
+            title=item.title if item else effect.item, member_id=effect.member_id, due=answer.due,
+        )
+        return s.DoorJobReady(job=job, at=at)
+
+    def _prepare_return(self, effect: s.PrepareReturn, at: float) -> s.Event:
+        item = self.store.item(effect.item)
+        if item is None:
+            return s.Refused(refusal=refusal(Reason.NOT_OUR_ITEM), at=at)
+        slot = self.store.slot_of(effect.item)
+        if slot is not None:
+            return s.Refused(refusal=refusal(Reason.ALREADY_IN_LOCKER, slot=slot), at=at)
+        empty = self.store.empty_slot()
+        if empty is None:
+            return s.Refused(refusal=refusal(Reason.NO_EMPTY_LOCKER), at=at)
+        job = s.DoorJob(id=str(uuid.uuid4()), kind="return", slot=empty, item=item.item,
+                        title=item.title, member_id=effect.member_id)
+        return s.DoorJobReady(job=job, at=at)
+
+    def _unlock(self, slot: int, at: float) -> s.Event | None:
+        try:
+            self.devices.locks.unlock(slot)
+        except DeviceError as exc:
+            log.error("locker %d did not unlock: %s", slot, exc)
+            job = self.state.job
+            if job is not None:
+                self._guarded(lambda: self.store.cancel_door_job(job.id, "unlock failed", self.clock.now()))
+            self._alarm("lock-fault", slot)
+            return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
+        return None
+
+    def _lock(self, slot: int) -> None:
+        try:
+            self.devices.locks.lock(slot)
+        except DeviceError as exc:
+            log.error("locker %d did not lock: %s", slot, exc)
+            self._alarm("lock-fault", slot)
+
+    def _record(self, job: s.DoorJob) -> bool:
+        stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+        try:
+            if job.kind == "loan":
+                self.store.record_loan(job, stamp)
+            else:
+                self.store.record_return(job, stamp)
+        except StoreError as exc:
+            # The door job stays pending on disk: staff and the next start can still settle it.
+            log.error("the %s in locker %d was not recorded: %s", job.kind, job.slot, exc)
+            return False
+        log.info("recorded %s of %s in locker %d", job.kind, job.item, job.slot)
+        return True
+
+    def _alarm(self, kind: str, slot: int | None) -> None:
+        log.warning("alarm %s at locker %s", kind, slot)
+        self._guarded(lambda: self.store.record_alarm(kind, slot, self.clock.now()))
+
+    def _guarded(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except StoreError as exc:
+            log.error("%s", exc)
+
+    # -- the screen
+
+    def status(self) -> Any:
+        from ui.display import Status
+
+        notices = tuple(
+            f"{name}: {health.reason}"
+            for name, device in self.devices.all()
+            if not (health := device.health()).available
+        )
+        return Status(library_name=self.config.kiosk.name, wall=self.clock.now(), notices=notices)
+
+    def render(self) -> Any:
+        if self.display is None:
+            return None
+        return self.display.render(self.state, self._now(), self.status())
+
+    def run(self, on_panel: Callable[[str], None] | None = None) -> None:
+        """The main loop: input, devices, timers, one frame; until quit or SIGTERM."""
+        import pygame  # the UI loop's frame pacing; the display owns everything else
+
+        pacer = pygame.time.Clock()
+        previous = signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        try:
+            while not self.stopping:
+                for intent in self.display.poll():
+                    if intent == "quit":
+                        self.stopping = True
+                    elif intent.startswith("sim:"):
+                        if on_panel is not None:
+                            on_panel(intent)
+                    else:
+                        self.tap(intent)
+                self.pump()
+                self.tick()
+                self.render()
+                pacer.tick(self.config.ui.fps)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def open_library(config: Config, store: Store, clock: Clock) -> Library:
+    if config.library.backend == "local":
+        from kiosk import demo
+
+        return LocalLibrary(demo.MEMBERS if config.library.seed == "demo" else (), store,
+                            config.policy(), clock)
+    raise ValueError(f"unknown library backend {config.library.backend!r}")
+
+
+def build(
+    config: Config, *, clock: Clock, db_path: Path | None = None, display: Any = None,
+) -> Kiosk:
+    """Wire a kiosk from the config: store (seeded if asked), library, devices, display."""
+    store = Store(db_path or config.database)
+    try:
+        if config.library.seed == "demo":
+            seed_demo(store, clock, config.devices.locks.slots)
+        store.ensure_slots(config.devices.locks.slots, clock.now())
+        library = open_library(config, store, clock)
+        devices = build_devices(config)
+    except Exception:
+        store.close()
+        raise
+    return Kiosk(config, clock=clock, store=store, library=library, devices=devices, display=display)
+
+
+@contextmanager
+def running(kiosk: Kiosk) -> Iterator[Kiosk]:
+    kiosk.start()
+    try:
+        yield kiosk
+    finally:
+        kiosk.close()

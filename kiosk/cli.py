@@ -1,0 +1,235 @@
+"""The `kiosk` command.
+
+    kiosk run [--config PATH]                 the kiosk itself (fullscreen, devices from the config)
+    kiosk demo [--config PATH] [--db PATH]    the whole kiosk on simulated devices, in a window
+    kiosk demo --headless --script FILE [--screenshots DIR]
+                                              run a scenario; exit 0 when every expectation holds
+    kiosk config check [PATH]                 validate a config file, list every problem
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from kiosk.config import Config, ConfigError, load
+
+DEFAULT_CONFIG = Path("config.toml")
+TOUR = "tour.scenario"
+
+
+def _load_config(path: str | None) -> Config:
+    if path is not None:
+        return load(path)
+    if DEFAULT_CONFIG.exists():
+        return load(DEFAULT_CONFIG)
+    return Config()
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or os.environ.get(
+        "SDL_VIDEODRIVER", ""
+    ) not in ("", "dummy", "offscreen")
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = args.path or str(DEFAULT_CONFIG)
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({config.kiosk.name}, library {config.kiosk.library_code}, "
+          f"{config.devices.locks.slots} lockers, database {config.database})")
+    return 0
+
+
+def _demo_config(config: Config) -> Config:
+    ui = dataclasses.replace(config.ui, fullscreen=False)
+    library = dataclasses.replace(config.library, seed="demo")
+    return dataclasses.replace(config, ui=ui, library=library)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = _demo_config(_load_config(args.config))
+    headless = args.headless or args.script is not None
+    if not headless and not _has_display():
+        print("No display found: running the demo tour headless instead; screenshots of every "
+              "screen go to demo-screenshots/. Run `kiosk demo` in a desktop session to click "
+              "through it yourself.")
+        headless = True
+        args.screenshots = args.screenshots or "demo-screenshots"
+    if headless:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        script = Path(args.script) if args.script else None
+        return run_scenario(config, script, screenshots=args.screenshots, db=args.db, verbose=args.verbose)
+    return _demo_window(config, args.db)
+
+
+def _temp_db(db: str | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    if db:
+        return Path(db), None
+    tmp = tempfile.TemporaryDirectory(prefix="kiosk-demo-")
+    return Path(tmp.name) / "kiosk.db", tmp
+
+
+def run_scenario(config: Config, script: Path | None, *, screenshots: str | None = None,
+                 db: str | None = None, verbose: bool = False) -> int:
+    """Run a scenario file (or the built-in tour) headless; 0 when every expectation holds."""
+    from kiosk.app import build
+    from kiosk.clock import FakeClock
+    from kiosk.scenario import Runner, ScenarioError, parse
+    from ui.display import Display
+
+    if script is None:
+        name, text = TOUR, resources.files("kiosk").joinpath("scenarios", TOUR).read_text("utf-8")
+    else:
+        try:
+            name, text = str(script), script.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"{script}: cannot read the scenario: {exc}", file=sys.stderr)
+            return 2
+    try:
+        steps = parse(text)
+    except ScenarioError as exc:
+        print(f"{name}:{exc.line}: {exc.text}\n  {exc.reason}", file=sys.stderr)
+        return 2
+    db_path, tmp = _temp_db(db)
+    clock = FakeClock()
+    display = Display(width=config.ui.width, height=config.ui.height, headless=True,
+                      font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None)
+    kiosk = build(config, clock=clock, db_path=db_path, display=display)
+    shots = Path(screenshots) if screenshots else None
+    runner = Runner(kiosk, clock, screenshots=shots, echo=print if verbose else None)
+    kiosk.start()
+    try:
+        runner.run(steps)
+    except ScenarioError as exc:
+        print(f"{name}:{exc.line}: FAILED: {exc.text}\n  {exc.reason}", file=sys.stderr)
+        return 1
+    finally:
+        kiosk.close()
+        if tmp is not None:
+            tmp.cleanup()
+    print(f"{name}: all {len(steps)} steps passed" + (f"; screenshots in {shots}/" if shots else ""))
+    return 0
+
+
+def _demo_window(config: Config, db: str | None) -> int:
+    from kiosk import demo
+    from kiosk.app import build
+    from kiosk.clock import SystemClock
+    from kiosk.identifiers import parse_uid_hex
+    from ui.display import Display, PanelButton
+
+    members = demo.MEMBERS
+    panel = [
+        PanelButton("sim:card:" + members[0].card_uid, f"{members[0].name} · 정상 (PIN 1234)", "1", "카드 리더"),
+        PanelButton("sim:card:" + members[1].card_uid, f"{members[1].name} · 연체료 정지", "2", "카드 리더"),
+        PanelButton("sim:card:" + members[2].card_uid, f"{members[2].name} · 대출 한도", "3", "카드 리더"),
+        PanelButton("sim:card:DEADBEEF", "등록되지 않은 카드", "4", "카드 리더"),
+        PanelButton("sim:scan:" + members[0].member_id, "모바일 회원증 (김민준)", "m", "바코드 스캐너"),
+        PanelButton("sim:scan:" + demo.accession(1), f"책 {demo.accession(1)} 반납", "b", "바코드 스캐너"),
+        PanelButton("sim:scan:" + demo.accession(25), f"책 {demo.accession(25)} 반납", "n", "바코드 스캐너"),
+        PanelButton("sim:scan:EM0000000999", "다른 도서관 책", "x", "바코드 스캐너"),
+        PanelButton("sim:door-open", "열린 보관함 문 열기", "o", "보관함 문"),
+        PanelButton("sim:door-close", "보관함 문 닫기", "c", "보관함 문"),
+        PanelButton("sim:door-force", "24번 강제로 열기", "f", "보관함 문"),
+    ]
+    db_path, tmp = _temp_db(db)
+    display = Display(width=config.ui.width, height=config.ui.height, fullscreen=False, panel=panel,
+                      font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
+                      title=f"{config.kiosk.name} (demo)")
+    kiosk = build(config, clock=SystemClock(), db_path=db_path, display=display)
+    devices = kiosk.devices
+
+    def on_panel(action: str) -> None:
+        kind, _, value = action[len("sim:"):].partition(":")
+        locks = devices.locks
+        if kind == "card":
+            devices.card_reader.present(parse_uid_hex(value))
+        elif kind == "scan":
+            devices.scanner.show(value)
+        elif kind == "door-open" and locks.last_unlocked is not None:
+            locks.open_door(locks.last_unlocked)
+        elif kind == "door-close":
+            for slot in [n for n in range(1, locks.slots + 1) if locks.is_open(n)]:
+                locks.close_door(slot)
+        elif kind == "door-force":
+            locks.open_door(locks.slots)
+
+    kiosk.start()
+    try:
+        kiosk.run(on_panel)
+    finally:
+        kiosk.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kiosk.app import build
+    from kiosk.clock import SystemClock
+    from ui.display import Display
+
+    config = _load_config(args.config)
+    display = Display(width=config.ui.width, height=config.ui.height, fullscreen=config.ui.fullscreen,
+                      font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
+                      title=config.kiosk.name)
+    kiosk = build(config, clock=SystemClock(), display=display)
+    kiosk.start()
+    try:
+        kiosk.run()
+    finally:
+        kiosk.close()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kiosk", description="Self-service library locker kiosk")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more, echo scenario steps")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the kiosk with the devices the config names")
+    run.add_argument("--config", help="config file (default: ./config.toml)")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run the whole kiosk on simulated devices with demo data")
+    demo.add_argument("--config", help="config file (default: ./config.toml, else built-in defaults)")
+    demo.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
+    demo.add_argument("--script", help="scenario file to run (default with --headless: the built-in tour)")
+    demo.add_argument("--screenshots", help="folder for the scenario's screenshots")
+    demo.add_argument("--db", help="database file to use (default: a fresh temporary one)")
+    demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and list every problem")
+    check.add_argument("path", nargs="?", help="config file (default: ./config.toml)")
+    check.set_defaults(func=cmd_config_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

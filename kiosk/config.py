@@ -1,0 +1,319 @@
+"""The one config file, read once into frozen typed objects.
+
+Every problem is collected and reported at once, each naming the file, the key, the value found
+and what is expected (with "did you mean" for misspelt keys), so a technician fixes the file in
+one pass. `kiosk config check [PATH]` prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, get_args, get_origin, get_type_hints
+
+from kiosk.identifiers import IdentifierRules
+from kiosk.rules import Policy
+from kiosk.session import Settings
+
+Check = Callable[[Any], str | None]  # returns what is expected when the value is wrong
+
+
+def _spec(default: Any, check: Check | None = None, choices: tuple[str, ...] = ()) -> Any:
+    meta = {"check": check, "choices": choices}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "a number greater than 0"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "a number of 0 or more"
+
+
+def _library_code(value: str) -> str | None:
+    return None if re.fullmatch(r"\d{6}", value) else "the 6-digit national library code (책이음), e.g. \"111101\""
+
+
+def _timezone(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "an IANA time zone name such as \"Asia/Seoul\""
+    return None
+
+
+def _regexes(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return "at least one pattern"
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"valid regular expressions ({pattern!r}: {exc})"
+    return None
+
+
+def _digits(value: int) -> str | None:
+    return None if 1 <= value <= 12 else "a number of digits from 1 to 12"
+
+
+def _slots(value: int) -> str | None:
+    return None if 1 <= value <= 256 else "a number of lockers from 1 to 256"
+
+
+@dataclass(frozen=True)
+class KioskSection:
+    name: str = _spec("스마트도서관")
+    library_code: str = _spec("111101", _library_code)
+    data_dir: str = _spec("var")
+    timezone: str = _spec("Asia/Seoul", _timezone)
+
+
+@dataclass(frozen=True)
+class LibrarySection:
+    backend: str = _spec("local", choices=("local",))
+    seed: str = _spec("demo", choices=("demo", ""))
+
+
+@dataclass(frozen=True)
+class CirculationSection:
+    loan_days: int = _spec(14, _positive)
+    library_limit: int = _spec(5, _not_negative)
+    network_limit: int = _spec(30, _not_negative)
+    fine_limit_won: int = _spec(0, _not_negative)
+    block_on_overdue: bool = _spec(True)
+
+
+@dataclass(frozen=True)
+class IdentifiersSection:
+    member_patterns: tuple[str, ...] = _spec((r"\d{14}",), _regexes)
+    item_patterns: tuple[str, ...] = _spec((r"EM\d{10}",), _regexes)
+    accept_isbn: bool = _spec(True)
+    uid_format: str = _spec("hex", choices=("hex", "decimal"))
+    uid_byte_order: str = _spec("as-read", choices=("as-read", "reversed"))
+    uid_decimal_digits: int = _spec(10, _not_negative)
+
+
+@dataclass(frozen=True)
+class SessionSection:
+    require_pin: bool = _spec(True)
+    pin_min_digits: int = _spec(4, _digits)
+    pin_max_digits: int = _spec(8, _digits)
+    pin_tries: int = _spec(3, _positive)
+    inactivity_s: float = _spec(90.0, _positive)
+    inactivity_warning_s: float = _spec(15.0, _not_negative)
+    notice_s: float = _spec(20.0, _positive)
+
+
+@dataclass(frozen=True)
+class DoorsSection:
+    open_timeout_s: float = _spec(30.0, _positive)
+    left_open_s: float = _spec(60.0, _positive)
+
+
+@dataclass(frozen=True)
+class UISection:
+    language: str = _spec("ko", choices=("ko", "en"))
+    width: int = _spec(1280, _positive)
+    height: int = _spec(800, _positive)
+    fullscreen: bool = _spec(True)
+    font: str = _spec("")
+    bold_font: str = _spec("")
+    fps: int = _spec(30, _positive)
+
+
+@dataclass(frozen=True)
+class CardReaderSection:
+    driver: str = _spec("simulated", choices=("simulated",))
+
+
+@dataclass(frozen=True)
+class ScannerSection:
+    driver: str = _spec("simulated", choices=("simulated",))
+
+
+@dataclass(frozen=True)
+class LocksSection:
+    driver: str = _spec("simulated", choices=("simulated",))
+    slots: int = _spec(24, _slots)
+
+
+@dataclass(frozen=True)
+class DevicesSection:
+    card_reader: CardReaderSection = CardReaderSection()
+    scanner: ScannerSection = ScannerSection()
+    locks: LocksSection = LocksSection()
+
+
+@dataclass(frozen=True)
+class Config:
+    kiosk: KioskSection = KioskSection()
+    library: LibrarySection = LibrarySection()
+    circulation: CirculationSection = CirculationSection()
+    identifiers: IdentifiersSection = IdentifiersSection()
+    session: SessionSection = SessionSection()
+    doors: DoorsSection = DoorsSection()
+    ui: UISection = UISection()
+    devices: DevicesSection = DevicesSection()
+    source: Path | None = None  # the file it came from (relative paths are relative to it)
+
+    @property
+    def data_dir(self) -> Path:
+        path = Path(self.kiosk.data_dir)
+        if not path.is_absolute() and self.source is not None:
+            path = self.source.parent / path
+        return path
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "kiosk.db"
+
+    def policy(self) -> Policy:
+        return Policy(**dataclasses.asdict(self.circulation))
+
+    def identifier_rules(self) -> IdentifierRules:
+        return IdentifierRules(**dataclasses.asdict(self.identifiers))
+
+    def settings(self) -> Settings:
+        s, d = self.session, self.doors
+        return Settings(
+            ids=self.identifier_rules(),
+            policy=self.policy(),
+            require_pin=s.require_pin,
+            pin_min_digits=s.pin_min_digits,
+            pin_max_digits=s.pin_max_digits,
+            pin_tries=s.pin_tries,
+            inactivity_s=s.inactivity_s,
+            inactivity_warning_s=s.inactivity_warning_s,
+            door_open_timeout_s=d.open_timeout_s,
+            door_left_open_s=d.left_open_s,
+            notice_s=s.notice_s,
+            language=self.ui.language,
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # dotted: "doors.open_timeout_s"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file has problems; `problems` lists every one of them."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s) in the configuration:\n{lines}")
+
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes"}
+
+
+def _convert(value: Any, kind: Any) -> tuple[Any, str | None]:
+    """Check one TOML value against a field's type; returns (value, what was expected if wrong)."""
+    if get_origin(kind) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return value, "a list of texts, e.g. [\"a\", \"b\"]"
+        return tuple(value), None
+    if kind is bool:
+        return value, None if isinstance(value, bool) else _TYPE_NAMES[bool]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value, None if ok else _TYPE_NAMES[int]
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (float(value) if ok else value), None if ok else _TYPE_NAMES[float]
+    if kind is str:
+        return value, None if isinstance(value, str) else _TYPE_NAMES[str]
+    raise TypeError(kind)
+
+
+def _did_you_mean(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(cls: type, table: Any, prefix: str, problems: list[Problem]) -> Any:
+    if not isinstance(table, dict):
+        problems.append(Problem(prefix, f"expected a table [{prefix}], found {table!r}"))
+        return cls()
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    for key in table:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            problems.append(Problem(where, "unknown setting" + _did_you_mean(key, names)))
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in table or f.name == "source":
+            continue
+        where = f"{prefix}.{f.name}" if prefix else f.name
+        kind = hints[f.name]
+        raw = table[f.name]
+        if dataclasses.is_dataclass(kind):
+            values[f.name] = _build(kind, raw, where, problems)
+            continue
+        value, expected = _convert(raw, kind)
+        if expected is None and f.metadata.get("choices") and value not in f.metadata["choices"]:
+            expected = "one of " + ", ".join(repr(c) for c in f.metadata["choices"])
+        if expected is None and f.metadata.get("check"):
+            expected = f.metadata["check"](value)
+        if expected is not None:
+            problems.append(Problem(where, f"found {raw!r}, expected {expected}"))
+            continue
+        values[f.name] = value
+    return cls(**values)
+
+
+def _cross_checks(config: Config, problems: list[Problem]) -> None:
+    s = config.session
+    if s.pin_min_digits > s.pin_max_digits:
+        problems.append(Problem("session.pin_min_digits",
+                                f"is {s.pin_min_digits}, more than pin_max_digits ({s.pin_max_digits})"))
+    if s.inactivity_warning_s >= s.inactivity_s:
+        problems.append(Problem("session.inactivity_warning_s",
+                                f"is {s.inactivity_warning_s:g} s, expected less than inactivity_s ({s.inactivity_s:g} s)"))
+    c = config.circulation
+    if c.network_limit < c.library_limit:
+        problems.append(Problem("circulation.network_limit",
+                                f"is {c.network_limit}, expected at least library_limit ({c.library_limit})"))
+
+
+def parse(text: str, source: Path | None = None) -> Config:
+    """Build a Config from TOML text; raises ConfigError listing every problem."""
+    name = str(source) if source else "<config>"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, [Problem("(syntax)", f"not valid TOML: {exc}")]) from None
+    problems: list[Problem] = []
+    config = _build(Config, data, "", problems)
+    config = dataclasses.replace(config, source=source)
+    _cross_checks(config, problems)
+    if problems:
+        raise ConfigError(name, problems)
+    return config
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [Problem("(file)", "no such file: write one from the shipped config.toml")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [Problem("(file)", f"cannot be read: {exc}")]) from None
+    return parse(text, path.resolve())

@@ -1,0 +1,223 @@
+"""Scenario files: one step a line, driving the simulated devices and the UI, checking outcomes.
+
+    # a comment
+    card 04A1B2C3          tap a card with this UID (hex)
+    scan 11110100000001    show a barcode to the scanner
+    tap borrow             press an on-screen button (it must be on the screen)
+    door 3 open            open (or close) locker 3; `door * open` = the locker unlocked last
+    wait 31                let 31 seconds pass (the fake clock; timers fire as they would)
+    expect screen menu
+    expect text 대출        some text on the current screen contains this
+    expect loan EM0000000003 11110100000001
+    expect no-loan EM0000000003
+    expect slot 3 empty    (or: expect slot 3 EM0000000003)
+    screenshot borrow.png  saved in the --screenshots folder
+
+See the README for every step. The runner stops at the first step that fails and says why.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiosk.clock import FakeClock
+from kiosk.identifiers import parse_uid_hex
+
+
+class ScenarioError(Exception):
+    """A step that is malformed or whose expectation does not hold."""
+
+    def __init__(self, line: int, text: str, reason: str) -> None:
+        self.line, self.text, self.reason = line, text, reason
+        super().__init__(f"line {line}: {text}: {reason}")
+
+
+@dataclass(frozen=True)
+class Step:
+    line: int
+    text: str
+    words: tuple[str, ...]
+
+
+# verb -> (minimum words, maximum words) after the verb; None = any number (free text)
+_SHAPES: dict[str, tuple[int, int | None]] = {
+    "card": (1, 1), "scan": (1, None), "tap": (1, 1), "door": (2, 2), "wait": (1, 1),
+    "screenshot": (1, 1), "expect": (2, None),
+}
+_EXPECTS = {
+    "screen": (1, 1), "text": (1, None), "loan": (2, 2), "no-loan": (1, 1), "slot": (2, 2),
+    "button": (1, 1), "no-button": (1, 1), "alarm": (1, 2), "locked": (1, 1), "unlocked": (1, 1),
+    "receipt": (1, 1),
+}
+
+
+def _check_shape(verb: str, args: list[str], shapes: dict[str, tuple[int, int | None]]) -> str | None:
+    if verb not in shapes:
+        return f"unknown step {verb!r} (known: {', '.join(sorted(shapes))})"
+    low, high = shapes[verb]
+    if len(args) < low or (high is not None and len(args) > high):
+        want = str(low) if low == high else f"{low} or more" if high is None else f"{low} to {high}"
+        return f"{verb!r} takes {want} argument(s), found {len(args)}"
+    return None
+
+
+def parse(text: str) -> list[Step]:
+    """Parse a scenario; raises ScenarioError for the first malformed line."""
+    steps = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise ScenarioError(number, line, f"cannot split into words: {exc}") from None
+        if not words:
+            continue
+        problem = _check_shape(words[0], words[1:], _SHAPES)
+        if problem is None and words[0] == "expect":
+            problem = _check_shape(words[1], words[2:], _EXPECTS)
+        if problem is None and words[0] == "door" and words[2] not in ("open", "close"):
+            problem = f"door takes open or close, found {words[2]!r}"
+        if problem:
+            raise ScenarioError(number, line, problem)
+        steps.append(Step(number, line, tuple(words)))
+    return steps
+
+
+class Runner:
+    """Runs steps against a kiosk built on simulated devices, a fake clock and a display."""
+
+    def __init__(self, kiosk, clock: FakeClock, *, screenshots: Path | None = None,
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.kiosk = kiosk
+        self.clock = clock
+        self.screenshots = screenshots
+        self.echo = echo or (lambda _line: None)
+        self.frame = None
+
+    def settle(self) -> None:
+        """Process everything the last step caused, then draw the screen as a patron sees it."""
+        self.kiosk.pump()
+        self.kiosk.tick()
+        self.frame = self.kiosk.render()
+
+    def run(self, steps: list[Step]) -> None:
+        self.settle()
+        for step in steps:
+            self.echo(f"{step.line:4d}  {step.text}")
+            try:
+                self._do(step.words[0], list(step.words[1:]))
+            except ScenarioError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - report any failure against its line
+                raise ScenarioError(step.line, step.text, f"{type(exc).__name__}: {exc}") from exc
+            self.settle()
+
+    def _fail(self, reason: str) -> None:
+        raise AssertionError(reason)
+
+    def _do(self, verb: str, args: list[str]) -> None:
+        devices = self.kiosk.devices
+        if verb == "card":
+            devices.card_reader.present(parse_uid_hex(args[0]))
+        elif verb == "scan":
+            devices.scanner.show(" ".join(args))
+        elif verb == "tap":
+            self._tap(args[0])
+        elif verb == "door":
+            self._door(args[0], args[1])
+        elif verb == "wait":
+            self._wait(float(args[0]))
+        elif verb == "screenshot":
+            if self.screenshots is not None:
+                self.screenshots.mkdir(parents=True, exist_ok=True)
+                self.kiosk.display.screenshot(self.screenshots / args[0])
+        elif verb == "expect":
+            self._expect(args[0], args[1:])
+
+    def _buttons(self) -> dict:
+        return dict(self.frame.buttons) if self.frame is not None else {}
+
+    def _tap(self, button: str) -> None:
+        buttons = self._buttons()
+        if self.frame is not None and button not in buttons:
+            shown = ", ".join(sorted(buttons)) or "none"
+            self._fail(f"no button {button!r} on screen {self.frame.screen!r} (buttons: {shown})")
+        self.kiosk.tap(button)
+
+    def _door(self, which: str, action: str) -> None:
+        locks = self.kiosk.devices.locks
+        if which == "*":
+            if locks.last_unlocked is None:
+                self._fail("door *: no locker has been unlocked yet")
+            slot = locks.last_unlocked
+        else:
+            slot = int(which)
+        (locks.open_door if action == "open" else locks.close_door)(slot)
+
+    def _wait(self, seconds: float) -> None:
+        if seconds < 0:
+            self._fail("cannot wait a negative time")
+        # Whole seconds at a time, as the real loop ticks many times a second.
+        remaining = seconds
+        while remaining > 0:
+            delta = min(1.0, remaining)
+            self.clock.advance(delta)
+            remaining -= delta
+            self.kiosk.pump()
+            self.kiosk.tick()
+
+    def _expect(self, what: str, args: list[str]) -> None:  # noqa: C901 - one branch per check
+        state, store = self.kiosk.state, self.kiosk.store
+        if what == "screen":
+            if state.screen != args[0]:
+                self._fail(f"expected screen {args[0]!r}, the screen is {state.screen!r}{_why(state)}")
+        elif what == "text":
+            wanted = " ".join(args)
+            texts = self.frame.texts if self.frame is not None else ()
+            if not any(wanted in text for text in texts):
+                shown = " | ".join(texts)
+                self._fail(f"no text containing {wanted!r} on screen {state.screen!r} (it shows: {shown})")
+        elif what == "loan":
+            loan = store.open_loan(args[0])
+            if loan is None:
+                self._fail(f"{args[0]} is not on loan")
+            elif loan["member_id"] != args[1]:
+                self._fail(f"{args[0]} is on loan to {loan['member_id']}, not {args[1]}")
+        elif what == "no-loan":
+            loan = store.open_loan(args[0])
+            if loan is not None:
+                self._fail(f"{args[0]} is on loan to {loan['member_id']} since {loan['loaned_at']}")
+        elif what == "slot":
+            contents = store.slot_contents(int(args[0]))
+            wanted = None if args[1] == "empty" else args[1]
+            if contents != wanted:
+                self._fail(f"locker {args[0]} holds {contents or 'nothing'}, expected {args[1]}")
+        elif what in ("button", "no-button"):
+            present = args[0] in self._buttons()
+            if present != (what == "button"):
+                self._fail(f"button {args[0]!r} is {'' if present else 'not '}on screen {state.screen!r}")
+        elif what == "alarm":
+            alarms = [a for a in store.alarms() if a["kind"] == args[0]]
+            if len(args) > 1:
+                alarms = [a for a in alarms if str(a["slot"]) == args[1]]
+            if not alarms:
+                self._fail(f"no {' '.join(args)} alarm was raised (alarms: {[a['kind'] for a in store.alarms()]})")
+        elif what in ("locked", "unlocked"):
+            locked = self.kiosk.devices.locks.is_locked(int(args[0]))
+            if locked != (what == "locked"):
+                self._fail(f"locker {args[0]} is {'locked' if locked else 'unlocked'}")
+        elif what == "receipt":
+            receipt = state.receipt
+            if receipt is None or receipt.item != args[0]:
+                self._fail(f"the receipt is for {receipt.item if receipt else 'nothing'}, expected {args[0]}")
+
+
+def _why(state) -> str:
+    if state.screen == "error" and state.notice is not None:
+        return f" ({state.notice.reason.value})"
+    return ""

@@ -1,0 +1,379 @@
+"""The kiosk's SQLite store: lockers and their contents, items, loans, returns, the outbox.
+
+Every connection runs in WAL mode with synchronous=FULL: an acknowledged commit survives a power
+cut. A loan (or return) and its outbox event are written in one transaction, and the decision to
+open a door (a door job) is committed before the door is unlocked, so that after any crash the
+database says what the kiosk had promised and what had physically happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from kiosk.session import DoorJob, LoanLine, ShelfItem
+
+
+class StoreError(Exception):
+    """The database could not do what was asked; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Item:
+    item: str
+    title: str
+    author: str
+    isbn: str = ""
+    call_number: str = ""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """When something happened, as the kiosk knew it (stored with every outbox event)."""
+
+    wall: dt.datetime
+    clock_synced: bool
+    boot_id: str
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["items"].create(
+        {"item": str, "title": str, "author": str, "isbn": str, "call_number": str},
+        pk="item",
+        not_null={"title", "author"},
+        defaults={"isbn": "", "call_number": "", "author": ""},
+    )
+    db["slots"].create(
+        {"slot": int, "item": str, "in_service": int, "updated_at": str},
+        pk="slot",
+        defaults={"in_service": 1},
+        foreign_keys=[("item", "items", "item")],
+    )
+    db["slots"].create_index(["item"], unique=True)
+    db["door_jobs"].create(
+        {
+            "id": str, "kind": str, "slot": int, "item": str, "member_id": str, "due": str,
+            "state": str, "created_at": str, "opened_at": str, "finished_at": str, "note": str,
+        },
+        pk="id",
+        not_null={"kind", "slot", "item", "state", "created_at"},
+    )
+    db["door_jobs"].create_index(["state"])
+    db["loans"].create(
+        {
+            "id": int, "item": str, "member_id": str, "slot": int, "loaned_at": str, "due": str,
+            "returned_at": str, "event_id": str, "origin": str,
+        },
+        pk="id",
+        not_null={"item", "member_id", "loaned_at"},
+        defaults={"origin": "kiosk"},
+    )
+    db["loans"].create_index(["member_id"])
+    db["loans"].create_index(["item"])
+    db["returns"].create(
+        {"id": int, "item": str, "slot": int, "member_id": str, "returned_at": str, "event_id": str},
+        pk="id",
+        not_null={"item", "slot", "returned_at"},
+    )
+    db["outbox"].create(
+        {
+            "seq": int, "event_id": str, "kind": str, "item": str, "member_id": str,
+            "payload": str, "created_at": str, "clock_synced": int, "boot_id": str,
+            "state": str, "attempts": int, "next_attempt_at": str, "last_error": str,
+        },
+        pk="seq",
+        not_null={"event_id", "kind", "item", "created_at", "state"},
+        defaults={"state": "pending", "attempts": 0},
+    )
+    db["outbox"].create_index(["event_id"], unique=True)
+    db["outbox"].create_index(["state", "item"])
+    db["member_cache"].create(
+        {"member_key": str, "status": str, "loans_here": int, "loans_network": int,
+         "expires": str, "cached_at": str},
+        pk="member_key",
+    )
+    db["alarms"].create(
+        {"id": int, "kind": str, "slot": int, "at": str, "cleared_at": str},
+        pk="id",
+        not_null={"kind", "at"},
+    )
+
+
+# Each migration runs in the same transaction as the row that records it.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1,)
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with the durability settings every connection must have."""
+    conn = sqlite3.connect(str(path), timeout=5.0, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Store:
+    """The kiosk's database. Methods are small and named for what they record or answer."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = connect(path)
+            self.db = sqlite_utils.Database(self._conn)
+            self.migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path} schema=v{self.schema_version()}>"
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """All or nothing; a failure inside becomes a StoreError after the rollback."""
+        try:
+            with self.db.atomic():
+                yield self.db
+        except sqlite3.Error as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema v{version}, newer than this kiosk (v{len(MIGRATIONS)}): "
+                "install the newer kiosk software or restore a matching backup"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.atomic():
+                migration(self.db)
+                self._conn.execute(f"PRAGMA user_version={number}")
+
+    # -- catalog and lockers
+
+    def add_items(self, items: Iterable[Item]) -> None:
+        with self.transaction() as db:
+            db["items"].upsert_all((vars(i) for i in items), pk="item")
+
+    def ensure_slots(self, count: int, at: dt.datetime) -> None:
+        """Make lockers 1..count exist (new ones empty and in service)."""
+        with self.transaction() as db:
+            for slot in range(1, count + 1):
+                db.execute(
+                    "INSERT OR IGNORE INTO slots (slot, item, in_service, updated_at) "
+                    "VALUES (?, NULL, 1, ?)",
+                    [slot, at.isoformat()],
+                )
+
+    def put_in_slot(self, slot: int, item: str | None, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE slots SET item = ?, updated_at = ? WHERE slot = ?",
+                [item, at.isoformat(), slot],
+            )
+
+    def item(self, item: str) -> Item | None:
+        row = self.db.execute(
+            "SELECT item, title, author, isbn, call_number FROM items WHERE item = ?", [item]
+        ).fetchone()
+        return Item(*row) if row else None
+
+    def slot_contents(self, slot: int) -> str | None:
+        row = self.db.execute("SELECT item FROM slots WHERE slot = ?", [slot]).fetchone()
+        if row is None:
+            raise StoreError(f"there is no locker {slot}")
+        return row[0]
+
+    def slot_of(self, item: str) -> int | None:
+        row = self.db.execute("SELECT slot FROM slots WHERE item = ?", [item]).fetchone()
+        return row[0] if row else None
+
+    def shelf(self) -> tuple[ShelfItem, ...]:
+        """Books waiting in lockers that are in service and not busy with an open door job."""
+        rows = self.db.execute(
+            "SELECT s.slot, i.item, i.title, i.author FROM slots s JOIN items i ON i.item = s.item "
+            "WHERE s.in_service = 1 AND s.slot NOT IN "
+            "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY s.slot"
+        ).fetchall()
+        return tuple(ShelfItem(*row) for row in rows)
+
+    def empty_slot(self) -> int | None:
+        row = self.db.execute(
+            "SELECT slot FROM slots WHERE item IS NULL AND in_service = 1 AND slot NOT IN "
+            "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY slot LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- door jobs: committed before the unlock, finished when the door has closed
+
+    def begin_door_job(self, job: DoorJob, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db["door_jobs"].insert(
+                {
+                    "id": job.id, "kind": job.kind, "slot": job.slot, "item": job.item,
+                    "member_id": job.member_id, "due": job.due.isoformat() if job.due else None,
+                    "state": "pending", "created_at": at.isoformat(),
+                }
+            )
+
+    def cancel_door_job(self, job_id: str, reason: str, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE door_jobs SET state = 'cancelled', finished_at = ?, note = ? "
+                "WHERE id = ? AND state = 'pending'",
+                [at.isoformat(), reason, job_id],
+            )
+
+    def note_door_opened(self, job_id: str, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE door_jobs SET opened_at = ? WHERE id = ? AND state = 'pending' AND opened_at IS NULL",
+                [at.isoformat(), job_id],
+            )
+
+    def pending_door_jobs(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM door_jobs WHERE state = 'pending' ORDER BY created_at"))
+
+    def _finish_door_job(self, db: sqlite_utils.Database, job: DoorJob, at: dt.datetime) -> None:
+        cursor = db.execute(
+            "UPDATE door_jobs SET state = 'done', finished_at = ? WHERE id = ? AND state = 'pending'",
+            [at.isoformat(), job.id],
+        )
+        if cursor.rowcount != 1:
+            raise StoreError(f"door job {job.id} is not pending (already recorded or cancelled)")
+
+    # -- loans and returns, each with its outbox event in the same transaction
+
+    def record_loan(self, job: DoorJob, stamp: Stamp) -> str:
+        """The door opened and closed: the loan happened. Returns the outbox event id."""
+        if job.member_id is None or job.due is None:
+            raise StoreError("a loan needs a member and a due date")
+        event_id = str(uuid.uuid4())
+        at = stamp.wall.isoformat()
+        with self.transaction() as db:
+            self._finish_door_job(db, job, stamp.wall)
+            db["loans"].insert(
+                {
+                    "item": job.item, "member_id": job.member_id, "slot": job.slot,
+                    "loaned_at": at, "due": job.due.isoformat(), "event_id": event_id,
+                }
+            )
+            db.execute(
+                "UPDATE slots SET item = NULL, updated_at = ? WHERE slot = ? AND item = ?",
+                [at, job.slot, job.item],
+            )
+            self._add_outbox(
+                db, event_id, "checkout", job.item, job.member_id,
+                {"transaction_date": at, "due": job.due.isoformat(), "slot": job.slot}, stamp,
+            )
+        return event_id
+
+    def record_return(self, job: DoorJob, stamp: Stamp) -> str:
+        """The returned book is behind a closed door. Returns the outbox event id."""
+        event_id = str(uuid.uuid4())
+        at = stamp.wall.isoformat()
+        with self.transaction() as db:
+            self._finish_door_job(db, job, stamp.wall)
+            db["returns"].insert(
+                {"item": job.item, "slot": job.slot, "member_id": job.member_id,
+                 "returned_at": at, "event_id": event_id}
+            )
+            db.execute(
+                "UPDATE loans SET returned_at = ? WHERE item = ? AND returned_at IS NULL", [at, job.item]
+            )
+            db.execute(
+                "UPDATE slots SET item = ?, updated_at = ? WHERE slot = ?", [job.item, at, job.slot]
+            )
+            self._add_outbox(
+                db, event_id, "checkin", job.item, None,
+                {"transaction_date": at, "return_date": at, "slot": job.slot}, stamp,
+            )
+        return event_id
+
+    def _add_outbox(
+        self, db: sqlite_utils.Database, event_id: str, kind: str, item: str,
+        member_id: str | None, payload: dict, stamp: Stamp,
+    ) -> None:
+        db["outbox"].insert(
+            {
+                "event_id": event_id, "kind": kind, "item": item, "member_id": member_id,
+                "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp.wall.isoformat(),
+                "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id, "state": "pending",
+            }
+        )
+
+    def add_loan(self, item: str, member_id: str, loaned_at: dt.datetime, due: dt.date, *, origin: str) -> None:
+        """A loan the kiosk did not make (seed data, or learnt from the library)."""
+        with self.transaction() as db:
+            db["loans"].insert(
+                {"item": item, "member_id": member_id, "loaned_at": loaned_at.isoformat(),
+                 "due": due.isoformat(), "origin": origin}
+            )
+
+    def open_loan(self, item: str) -> dict | None:
+        rows = list(self.db.query(
+            "SELECT * FROM loans WHERE item = ? AND returned_at IS NULL ORDER BY id DESC LIMIT 1", [item]
+        ))
+        return rows[0] if rows else None
+
+    def loans_of(self, member_id: str, today: dt.date) -> tuple[LoanLine, ...]:
+        rows = self.db.execute(
+            "SELECT l.item, COALESCE(i.title, l.item), l.due FROM loans l "
+            "LEFT JOIN items i ON i.item = l.item "
+            "WHERE l.member_id = ? AND l.returned_at IS NULL ORDER BY l.due, l.id",
+            [member_id],
+        ).fetchall()
+        lines = []
+        for item, title, due in rows:
+            due_date = dt.date.fromisoformat(due) if due else None
+            lines.append(LoanLine(item, title, due_date, overdue=bool(due_date and due_date < today)))
+        return tuple(lines)
+
+    def count_open_loans(self, member_id: str) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM loans WHERE member_id = ? AND returned_at IS NULL", [member_id]
+        ).fetchone()[0]
+
+    def outbox(self, state: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM outbox", []
+        if state is not None:
+            sql, args = sql + " WHERE state = ?", [state]
+        return list(self.db.query(sql + " ORDER BY seq", args))
+
+    # -- alarms for staff
+
+    def record_alarm(self, kind: str, slot: int | None, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db["alarms"].insert({"kind": kind, "slot": slot, "at": at.isoformat()})
+
+    def alarms(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM alarms ORDER BY id"))
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
