@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import queue
 import signal
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -161,6 +162,9 @@ class Kiosk:
         except LibraryUnavailable as exc:
             log.warning("library system unavailable: %s", exc)
             return s.Refused(refusal=refusal(Reason.ILS_UNAVAILABLE), at=at)
+        except (StoreError, sqlite3.Error) as exc:
+            log.error("database error during %s: %s", type(effect).__name__, exc)
+            return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
 
     def _dispatch(self, effect: s.Effect, at: float) -> s.Event | None:  # noqa: C901 - one branch per effect
         lib, store = self.library, self.store

@@ -1,0 +1,195 @@
+"""The shell around the session: effects really executed against the store and simulated devices."""
+
+import datetime as dt
+import sqlite3
+
+import pytest
+
+from drivers.base import DeviceError
+from kiosk.app import build
+from kiosk.clock import FakeClock
+from kiosk.config import Config
+from kiosk.store import StoreError
+
+MEMBER = "11110100000001"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock):
+    k = build(Config(), clock=clock, db_path=tmp_path / "kiosk.db")
+    k.start()
+    yield k
+    k.close()
+
+
+def login(k, uid="04A1B2C3"):
+    k.devices.card_reader.present(bytes.fromhex(uid))
+    k.pump()
+    for d in "1234":
+        k.tap(f"pin:{d}")
+    k.tap("pin-ok")
+
+
+def choose(k, item):
+    k.tap("borrow")
+    k.tap(f"item:{item}")
+    k.tap("confirm")
+
+
+def test_unlock_happens_only_after_the_door_job_is_on_disk(kiosk, monkeypatch):
+    seen = []
+    original = kiosk.devices.locks.unlock
+
+    def unlock(slot):
+        rows = sqlite3.connect(kiosk.store.path).execute(
+            "SELECT slot FROM door_jobs WHERE state = 'pending'").fetchall()
+        seen.append(rows)  # read through another connection: committed, not merely written
+        original(slot)
+
+    monkeypatch.setattr(kiosk.devices.locks, "unlock", unlock)
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert seen == [[(3,)]]
+
+
+def test_store_failure_before_the_unlock_keeps_the_door_locked(kiosk, monkeypatch):
+    login(kiosk)
+
+    def broken(*args, **kwargs):
+        raise StoreError("database write failed: database or disk is full")
+
+    monkeypatch.setattr(kiosk.store, "begin_door_job", broken)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.devices.locks.history == []
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason.value == "store-fault"
+
+
+def test_a_database_error_on_a_read_is_a_message_not_a_crash(kiosk, monkeypatch):
+    login(kiosk)
+
+    def broken(*args, **kwargs):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(kiosk.store, "shelf", broken)
+    kiosk.tap("borrow")
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason.value == "store-fault"
+
+
+def test_a_lock_that_fails_to_open_cancels_and_alarms(kiosk, monkeypatch):
+    login(kiosk)
+
+    def jammed(slot):
+        raise DeviceError("no answer from the lock board")
+
+    monkeypatch.setattr(kiosk.devices.locks, "unlock", jammed)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason.value == "lock-fault"
+    assert kiosk.store.pending_door_jobs() == []
+    assert [a["kind"] for a in kiosk.store.alarms()] == ["lock-fault"]
+    assert kiosk.store.slot_contents(3) == "EM0000000003"
+
+
+def test_failure_to_record_keeps_the_job_for_staff(kiosk, monkeypatch):
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    kiosk.devices.locks.open_door(3)
+    kiosk.pump()
+
+    def broken(*a, **k):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(kiosk.store, "_add_outbox", broken)
+    kiosk.devices.locks.close_door(3)
+    kiosk.pump()
+    assert kiosk.state.screen == "error"
+    assert kiosk.devices.locks.is_locked(3)
+    assert [j["item"] for j in kiosk.store.pending_door_jobs()] == ["EM0000000003"]
+    assert "record-failed" in [a["kind"] for a in kiosk.store.alarms()]
+
+
+def test_restart_records_a_loan_whose_door_had_opened(tmp_path, clock):
+    path = tmp_path / "kiosk.db"
+    k = build(Config(), clock=clock, db_path=path)
+    k.start()
+    login(k)
+    choose(k, "EM0000000003")
+    k.devices.locks.open_door(3)
+    k.pump()
+    k.store.close()  # power cut: the process dies with the door open, nothing more is written
+    again = build(Config(), clock=clock, db_path=path)
+    again.start()
+    try:
+        assert again.store.open_loan("EM0000000003")["member_id"] == MEMBER
+        assert again.store.pending_door_jobs() == []
+        assert "recovered-door-job" in [a["kind"] for a in again.store.alarms()]
+        assert again.devices.locks.unlocked() == []  # every door locked at start
+        assert len(again.store.outbox("pending")) == 1
+    finally:
+        again.close()
+
+
+def test_restart_cancels_a_job_whose_door_never_opened(tmp_path, clock):
+    path = tmp_path / "kiosk.db"
+    k = build(Config(), clock=clock, db_path=path)
+    k.start()
+    login(k)
+    choose(k, "EM0000000003")
+    k.store.close()
+    again = build(Config(), clock=clock, db_path=path)
+    again.start()
+    try:
+        assert again.store.open_loan("EM0000000003") is None
+        assert again.store.pending_door_jobs() == []
+        assert again.store.slot_contents(3) == "EM0000000003"
+        assert "EM0000000003" in [line.item for line in again.store.shelf()]
+    finally:
+        again.close()
+
+
+def test_close_locks_every_door_and_is_idempotent(kiosk):
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.devices.locks.unlocked() == [3]
+    kiosk.close()
+    assert kiosk.devices.locks.unlocked() == []
+    kiosk.close()
+
+
+def test_outbox_event_carries_time_sync_and_boot(kiosk, clock):
+    clock.is_synced = False
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    kiosk.devices.locks.open_door(3)
+    kiosk.devices.locks.close_door(3)
+    kiosk.pump()
+    [event] = kiosk.store.outbox()
+    assert event["clock_synced"] == 0
+    assert event["created_at"].startswith("2026-11-02T10:00")
+
+
+def test_seed_runs_once(tmp_path, clock):
+    path = tmp_path / "kiosk.db"
+    build(Config(), clock=clock, db_path=path).close()
+    k = build(Config(), clock=clock, db_path=path)
+    try:
+        assert k.store.db["items"].count == 100
+        assert k.store.db["loans"].count == 7
+    finally:
+        k.close()
+
+
+def test_logs_never_show_card_numbers_or_pins(kiosk, caplog):
+    caplog.set_level("DEBUG")
+    login(kiosk, "DEADBEEF")
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    text = caplog.text
+    assert "DEADBEEF" not in text and MEMBER not in text and "1234" not in text
