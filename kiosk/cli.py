@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 from importlib import resources
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 from kiosk.config import Config, ConfigError, load
@@ -147,7 +148,7 @@ def _demo_window(config: Config, db: str | None) -> int:
     display = Display(width=config.ui.width, height=config.ui.height, fullscreen=False, panel=panel,
                       font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
                       title=f"{config.kiosk.name} (demo)")
-    kiosk = build(config, clock=SystemClock(), db_path=db_path, display=display)
+    kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), db_path=db_path, display=display)
     devices = kiosk.devices
 
     def on_panel(action: str) -> None:
@@ -184,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = Display(width=config.ui.width, height=config.ui.height, fullscreen=config.ui.fullscreen,
                       font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
                       title=config.kiosk.name)
-    kiosk = build(config, clock=SystemClock(), display=display)
+    kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), display=display)
     kiosk.start()
     try:
         kiosk.run()
