@@ -165,6 +165,9 @@ class Kiosk:
         except (StoreError, sqlite3.Error) as exc:
             log.error("database error during %s: %s", type(effect).__name__, exc)
             return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
+        except Exception:  # noqa: BLE001 - a bug must cost one request, never the kiosk
+            log.exception("unexpected failure during %s", type(effect).__name__)
+            return s.Refused(refusal=refusal(Reason.SYSTEM_FAULT), at=at)
 
     def _dispatch(self, effect: s.Effect, at: float) -> s.Event | None:  # noqa: C901 - one branch per effect
         lib, store = self.library, self.store

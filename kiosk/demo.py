@@ -37,7 +37,7 @@ def _member(n: int, name: str, **kw: object) -> DemoMember:
 
 MEMBERS: tuple[DemoMember, ...] = (
     _member(1, "김민준", note="in good standing"),
-    _member(2, "이서연", blocked=True, fines_won=3500, note="blocked for unpaid fines"),
+    _member(2, "이서연", fines_won=3500, note="blocked for unpaid fines (over the fine limit)"),
     _member(3, "박지훈", note="at the per-library limit (5 loans)"),
     _member(4, "최수아", expires_in_days=-30, note="membership expired"),
     _member(5, "정우진", suspended_days=7, note="loan ban (대출정지) for a late return"),

@@ -34,6 +34,7 @@ class Reason(enum.Enum):
     DOOR_TIMEOUT = "door-timeout"
     LOCK_FAULT = "lock-fault"
     STORE_FAULT = "store-fault"
+    SYSTEM_FAULT = "system-fault"  # anything unexpected: logged with details for the technician
     ILS_UNAVAILABLE = "ils-unavailable"
     ILS_REFUSED = "ils-refused"
 

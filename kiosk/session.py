@@ -491,7 +491,7 @@ def _tick(state: State, now: float) -> Step:
         assert job is not None
         effects = (Lock(job.slot), CancelDoorJob(job, "door-timeout"))
         after = replace(state, job=None, door="", last_activity=now)
-        return _go(after, "error", now, notice=refusal(Reason.DOOR_TIMEOUT, slot=job.slot)), effects
+        return _go(after, "error", now, notice=refusal(Reason.DOOR_TIMEOUT, slot=job.slot, kind=job.kind)), effects
     if state.door == "open" and not state.door_warned and now - state.door_since >= cfg.door_left_open_s:
         assert state.job is not None
         return replace(state, door_warned=True), (RaiseAlarm("door-left-open", state.job.slot),)

@@ -5,6 +5,11 @@ Public API: `Display`, `Status`, `PanelButton`, `Frame` (ui.display), `t` and `r
 kiosk core (session, rules, identifiers).
 """
 
+import os
+
+# Keep the kiosk's journal clean: pygame prints a banner on import unless told not to.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
 from ui.display import Display, Frame, PanelButton, Status
 from ui.i18n import reason_text, t
 from ui.theme import korean_font_available

@@ -30,8 +30,8 @@ def footer(c: Canvas) -> pygame.Rect:
     return pygame.Rect(b.x, c.rect.h - m.px(24) - m.touch, b.w, m.touch)
 
 
-def header(c: Canvas, state: State, status: Status) -> None:
-    """Navy bar: library name, staff notices, offline badge, clock and the language toggle."""
+def header(c: Canvas, state: State, status: Status, now: float = 0.0) -> None:
+    """Navy bar: library name, busy indicator, staff notices, offline badge, clock, language."""
     m = c.m
     bar = pygame.Rect(0, 0, c.rect.w, m.header)
     c.fill(theme.NAVY, bar)
@@ -59,18 +59,22 @@ def header(c: Canvas, state: State, status: Status) -> None:
         badge = c.chip(t("offline", lang), (right, bar.centery), m.font(16), theme.RED, theme.WHITE,
                        anchor="midright", icon="offline")
         right = badge.x - m.px(14)
-    name_w = max(m.px(120), min(m.px(420), right - name_x - m.px(16)))
+    reserve = m.px(260) if state.busy else 0  # room for the busy pill after the name
+    name_w = max(m.px(120), min(m.px(420), right - name_x - m.px(16) - reserve))
     name_rect = c.text(status.library_name, (name_x, bar.centery), m.font(24), theme.WHITE, bold=True,
                        anchor="midleft", max_width=name_w)
+    after_name = name_rect.right
+    if state.busy:
+        after_name = busy(c, state, now, (after_name + m.px(24), bar.centery))
     if status.notices:
         # Staff-facing device warnings: discreet amber text, never an alarm for the patron.
-        space = right - name_rect.right - m.px(40)
+        space = right - after_name - m.px(40)
         if space > m.px(80):
             note = " · ".join(status.notices)
             size = m.font(15)
             shown = c.measure(note, size, True) + m.px(40)
             chip_rect = pygame.Rect(0, 0, min(space, shown), c.line_height(size) + m.px(10))
-            chip_rect.midleft = (name_rect.right + m.px(28), bar.centery)
+            chip_rect.midleft = (after_name + m.px(28), bar.centery)
             rrect(c.surface, theme.AMBER, chip_rect, chip_rect.h // 2)
             disc(c.surface, theme.NAVY, (chip_rect.x + m.px(14), chip_rect.centery), m.px(4))
             c.text(note, (chip_rect.x + m.px(26), chip_rect.centery), size, theme.NAVY, bold=True,
@@ -107,18 +111,20 @@ def pager(c: Canvas, area: pygame.Rect, page: int, pages: int, lang: str) -> Non
     c.button("page-next", next_rect, "", icon="next", enabled=page < pages - 1, icon_size=m.px(34))
 
 
-def busy(c: Canvas, state: State, now: float) -> None:
-    """A small navy pill under the header: the kiosk is waiting for the library or the disk."""
+def busy(c: Canvas, state: State, now: float, midleft: tuple[int, int]) -> int:
+    """A subtle pill in the header: the kiosk is waiting for the library or the disk.
+
+    In the header it never covers the screen's own content. Returns its right edge.
+    """
     m = c.m
-    size = m.font(19)
+    size = m.font(17)
     label = t("busy", state.lang)
-    w = c.measure(label, size, True) + m.px(96)
-    pill = pygame.Rect(0, 0, w, m.px(54))
-    pill.midtop = (c.rect.centerx, m.header + m.px(12))
-    rrect(c.surface, (200, 196, 188), pill.move(0, m.px(3)), pill.h // 2)
-    rrect(c.surface, theme.NAVY, pill, pill.h // 2)
-    spinner(c, (pill.x + m.px(34), pill.centery), m.px(12), now, theme.WHITE)
-    c.text(label, (pill.x + m.px(58), pill.centery), size, theme.WHITE, bold=True, anchor="midleft")
+    pill = pygame.Rect(0, 0, c.measure(label, size, True) + m.px(70), m.px(44))
+    pill.midleft = midleft
+    rrect(c.surface, theme.NAVY_2, pill, pill.h // 2)
+    spinner(c, (pill.x + m.px(24), pill.centery), m.px(9), now, theme.WHITE)
+    c.text(label, (pill.x + m.px(44), pill.centery), size, theme.WHITE, bold=True, anchor="midleft")
+    return pill.right
 
 
 def inactivity(c: Canvas, state: State, now: float) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Self
 
 import pygame
 
 from kiosk.session import State
-from ui import screens, theme
+from ui import screens
 from ui.theme import Fonts, find_fonts
 from ui.widgets import Canvas, rrect
 
@@ -57,7 +58,12 @@ class Frame:
 
 
 class Display:
-    """The kiosk screen (and, in the windowed demo, the simulator panel on its right)."""
+    """The kiosk screen (and, in the windowed demo, the simulator panel on its right).
+
+    pygame has one window per process, so only the most recently created Display may draw.
+    """
+
+    _active: Display | None = None
 
     def __init__(self, *, width: int = 1280, height: int = 800, fullscreen: bool = False,
                  headless: bool = False, font_path: str | None = None,
@@ -88,12 +94,13 @@ class Display:
         self._pressed: str | None = None
         self._frame: Frame | None = None
         self._closed = False
+        Display._active = self
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self._kiosk_rect.w}x{self._kiosk_rect.h}"
         return f"<Display {state} screen={self._frame.screen if self._frame else None!r}>"
 
-    def __enter__(self) -> Display:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -117,6 +124,9 @@ class Display:
 
     def render(self, state: State, now: float, status: Status) -> Frame:
         """Draw the whole frame for `state` and flip. `now` is monotonic seconds (countdowns)."""
+        if self._closed or Display._active is not self:
+            # drawing on a window another Display replaced (or closed) would crash SDL
+            raise RuntimeError("this Display is closed (pygame has one window per process)")
         if state.screen != self._page_screen:
             self._page_screen, self._page = state.screen, 0
         canvas = Canvas(self._kiosk, self.fonts)
@@ -228,4 +238,6 @@ class Display:
             return
         self._closed = True
         self._panel_rects = {}
-        pygame.display.quit()
+        if Display._active is self:
+            Display._active = None
+            pygame.display.quit()

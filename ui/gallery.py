@@ -11,9 +11,13 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk.rules import Reason, Standing, refusal
 from kiosk.session import DoorJob, LoanLine, Receipt, Settings, ShelfItem, State
+
+if TYPE_CHECKING:
+    from ui.display import Status
 
 TODAY = dt.date(2026, 11, 2)
 WALL = dt.datetime(2026, 11, 2, 14, 5)
@@ -43,7 +47,7 @@ def member(**changes: object) -> Standing:
     return replace(base, **changes)
 
 
-def samples(lang: str = "ko") -> list[tuple[str, State, float, "Status"]]:
+def samples(lang: str = "ko") -> list[tuple[str, State, float, Status]]:
     """(name, state, now, status) for every screen and the notable variants of each."""
     from ui.display import Status
 

@@ -7,8 +7,8 @@ Icons are designed on a 100x100 grid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import pygame
 
@@ -79,11 +79,12 @@ def _book(g: _Grid) -> None:
 
 
 def _return(g: _Grid) -> None:
-    # a book going down into a locker slot
-    g.rect(30, 6, 40, 42, r=4, width=6)
-    g.line([(50, 54), (50, 74)], 7)
-    g.poly([(38, 68), (62, 68), (50, 82)])
-    g.line([(10, 70), (10, 92), (90, 92), (90, 70)], 6)
+    # a closed book going down into a tray
+    g.rect(28, 4, 44, 50, r=5, width=6)
+    g.rect(28, 4, 10, 50, r=3)
+    g.line([(50, 60), (50, 76)], 7)
+    g.poly([(38, 70), (62, 70), (50, 84)])
+    g.line([(10, 72), (10, 94), (90, 94), (90, 72)], 6)
 
 
 def _borrow(g: _Grid) -> None:
@@ -181,6 +182,7 @@ _ICONS: dict[str, Callable[[_Grid], None]] = {
 def render(name: str, size: int, color: Color) -> pygame.Surface:
     """The icon `name` as a size x size transparent surface (cached)."""
     big = pygame.Surface((size * _SS, size * _SS), pygame.SRCALPHA)
+    big.fill((*color, 0))  # same RGB under the transparency: no dark fringe after smoothscale
     _ICONS[name](_Grid(big, color))
     return pygame.transform.smoothscale(big, (size, size))
 

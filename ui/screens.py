@@ -7,7 +7,8 @@ change it. Taps come back through the buttons the canvas records.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pygame
 
@@ -23,11 +24,10 @@ if TYPE_CHECKING:
 
 def draw(c: Canvas, state: State, now: float, status: Status, page: int = 0) -> None:
     """Draw the whole kiosk screen for `state` onto the canvas."""
+    c.status = status
     c.fill(theme.BG)
-    chrome.header(c, state, status)
+    chrome.header(c, state, status, now)
     SCREENS.get(state.screen, idle)(c, state, now, page)
-    if state.busy:
-        chrome.busy(c, state, now)
     if state.warned:
         chrome.inactivity(c, state, now)
 
@@ -38,36 +38,45 @@ def draw(c: Canvas, state: State, now: float, status: Status, page: int = 0) -> 
 def idle(c: Canvas, state: State, now: float, page: int) -> None:
     m, lang = c.m, state.lang
     b = chrome.body(c)
-    top = b.y + m.px(44)
+    top = b.y + m.px(40)
     right_w = round(b.w * 0.36)
     left = pygame.Rect(b.x, top, b.w - right_w - m.px(40), b.bottom - top - m.px(40))
-    # welcome
-    y = c.text(t("idle.welcome", lang), (left.x, top), m.font(64), theme.NAVY, bold=True,
+    # welcome, with the library's name
+    name = c.status.library_name if c.status is not None else ""
+    y = top
+    if name:
+        y = c.text(name, (left.x, y), m.font(24), theme.ACCENT_DARK, bold=True, max_width=left.w).bottom
+    y = c.text(t("idle.welcome", lang), (left.x, y - m.px(4)), m.font(60), theme.NAVY, bold=True,
                max_width=left.w).bottom
-    y = c.paragraph(t("idle.tagline", lang), pygame.Rect(left.x, y + m.px(2), left.w, 0), m.font(24),
+    y = c.paragraph(t("idle.tagline", lang), pygame.Rect(left.x, y, left.w, 0), m.font(22),
                     theme.INK_2, max_lines=2).bottom
-    # how to start: a card with the two ways to sign in
-    card = pygame.Rect(left.x, y + m.px(32), left.w, left.bottom - y - m.px(32))
+    # how to start: a card with the sentence and the two ways to sign in
+    card = pygame.Rect(left.x, y + m.px(28), left.w, left.bottom - y - m.px(28))
     c.box(card)
     inner = card.inflate(-m.px(64), -m.px(56))
-    ways = (("card", "idle.step.card"), ("phone", "idle.step.phone"))
-    d = m.px(112)
-    for i, (icon, key) in enumerate(ways):
-        cx = inner.x + d // 2 + i * (d + m.px(96))
-        cy = inner.y + d // 2
+    how, how_size = t("idle.how", lang), m.font(28)
+    n_how = len(wrap(c.fonts, how, inner.w, how_size, True, 3))
+    d = min(m.px(112), inner.h // 2)
+    label_h = c.line_height(m.font(18)) + m.px(10)
+    gap = m.px(36)
+    block = n_how * c.line_height(how_size) + gap + d + label_h
+    y0 = inner.y + max(0, (inner.h - block) // 2)
+    got = c.paragraph(how, pygame.Rect(inner.x, y0, inner.w, 0), how_size, theme.INK, bold=True,
+                      align="center", max_lines=3, balance=True)
+    cy = got.bottom + gap + d // 2
+    or_text = t("idle.or", lang)
+    or_w = c.measure(or_text, m.font(20)) + m.px(64)
+    centers = (inner.centerx - or_w // 2 - d // 2, inner.centerx + or_w // 2 + d // 2)
+    for cx, (icon, key) in zip(centers, (("card", "idle.step.card"), ("phone", "idle.step.phone"))):
         disc(c.surface, (234, 238, 246), (cx, cy), d // 2)
-        icons.draw(c.surface, icon, pygame.Rect(cx - m.px(32), cy - m.px(32), m.px(64), m.px(64)), theme.NAVY)
-        c.text(t(key, lang), (cx, cy + d // 2 + m.px(12)), m.font(18), theme.INK_2, bold=True,
-               anchor="midtop")
-        if i == 0:  # "or" between the two
-            c.text("/", (cx + d // 2 + m.px(48), cy), m.font(30), theme.INK_3, anchor="center", record=False)
-    text_top = inner.y + d + m.px(56)
-    c.paragraph(t("idle.how", lang), pygame.Rect(inner.x, text_top, inner.w, inner.bottom - text_top),
-                m.font(27), theme.INK, bold=True, valign="center", max_lines=3)
+        isz = round(d * 0.58)
+        icons.draw(c.surface, icon, pygame.Rect(cx - isz // 2, cy - isz // 2, isz, isz), theme.NAVY)
+        c.text(t(key, lang), (cx, cy + d // 2 + m.px(10)), m.font(18), theme.INK_2, bold=True, anchor="midtop")
+    c.text(or_text, (inner.centerx, cy), m.font(20), theme.INK_3, anchor="center")
     # return without logging in
     ret = pygame.Rect(b.right - right_w, top, right_w, left.h)
     c.button("return", ret, t("idle.return", lang), kind="primary", layout="tile", icon="return",
-             icon_size=m.px(108), size=m.font(40), sub=t("idle.return.sub", lang), radius=m.px(28))
+             icon_size=m.px(112), size=m.font(40), sub=t("idle.return.sub", lang), radius=m.px(28))
 
 
 # --------------------------------------------------------------------------- pin
@@ -76,17 +85,21 @@ def idle(c: Canvas, state: State, now: float, page: int) -> None:
 def pin(c: Canvas, state: State, now: float, page: int) -> None:
     m, lang, cfg = c.m, state.lang, state.settings
     b = chrome.body(c)
-    key_w, key_h, gap = m.px(150), max(m.touch, m.px(100)), m.px(14)
+    foot = chrome.footer(c)
+    top = b.y + m.px(32)
+    gap = m.px(14)
+    key_w = m.px(168)
+    key_h = min(m.px(150), max(m.touch, (foot.bottom - top - 3 * gap) // 4))
     pad = pygame.Rect(0, 0, 3 * key_w + 2 * gap, 4 * key_h + 3 * gap)
-    pad.midright = (b.right, b.y + (b.h - m.px(8)) // 2)
+    pad.bottomright = (b.right, foot.bottom)
     left = pygame.Rect(b.x, pad.y, pad.x - b.x - m.px(64), pad.h)
     # title and help
-    disc(c.surface, (226, 232, 244), (left.x + m.px(36), left.y + m.px(36)), m.px(36))
-    icons.draw(c.surface, "lock", pygame.Rect(left.x + m.px(14), left.y + m.px(14), m.px(44), m.px(44)), theme.NAVY)
-    y = left.y + m.px(92)
+    disc(c.surface, (226, 232, 244), (left.x + m.px(32), left.y + m.px(32)), m.px(32))
+    icons.draw(c.surface, "lock", pygame.Rect(left.x + m.px(13), left.y + m.px(13), m.px(38), m.px(38)), theme.NAVY)
+    y = left.y + m.px(84)
     y = c.paragraph(t("pin.title", lang), pygame.Rect(left.x, y, left.w, 0), m.font(40), theme.INK,
-                    bold=True, max_lines=2).bottom
-    y = c.paragraph(t("pin.sub", lang, min=cfg.pin_min_digits), pygame.Rect(left.x, y + m.px(8), left.w, 0),
+                    bold=True, max_lines=2, balance=True).bottom
+    y = c.paragraph(t("pin.sub", lang, min=cfg.pin_min_digits), pygame.Rect(left.x, y + m.px(6), left.w, 0),
                     m.font(21), theme.INK_2, max_lines=3).bottom
     # the digits, as dots: never the digits themselves
     field = pygame.Rect(left.x, y + m.px(28), left.w, m.px(96))
@@ -100,18 +113,20 @@ def pin(c: Canvas, state: State, now: float, page: int) -> None:
         if i < len(state.pin):
             disc(c.surface, theme.NAVY, center, r)
         else:
-            disc(c.surface, theme.LINE, center, r)
-            disc(c.surface, theme.SURFACE, center, r - m.px(3))
-    y = field.bottom + m.px(16)
+            disc(c.surface, (200, 196, 188), center, r)
+            disc(c.surface, theme.SURFACE, center, r - max(2, m.px(2.5)))
+    y = field.bottom + m.px(18)
     if state.notice is not None:
         what, _ = reason_text(state.notice, lang)
-        icons.draw(c.surface, "alert", pygame.Rect(left.x, y + m.px(2), m.px(30), m.px(30)), theme.RED)
-        y = c.paragraph(what, pygame.Rect(left.x + m.px(40), y, left.w - m.px(40), 0), m.font(23),
-                        theme.RED, bold=True, max_lines=2).bottom
+        note = pygame.Rect(left.x, y, left.w, m.px(60))
+        rrect(c.surface, theme.RED_SOFT, note, m.px(14))
+        icons.draw(c.surface, "alert", pygame.Rect(note.x + m.px(14), note.centery - m.px(15), m.px(30), m.px(30)), theme.RED)
+        c.paragraph(what, pygame.Rect(note.x + m.px(52), note.y, note.w - m.px(64), note.h), m.font(22),
+                    theme.RED, bold=True, valign="center", max_lines=2)
     else:
         c.text(t("pin.privacy", lang), (left.x, y), m.font(18), theme.INK_3, max_width=left.w)
-    cancel = pygame.Rect(left.x, pad.bottom - m.touch, m.px(220), m.touch)
-    c.button("cancel", cancel, t("cancel", lang), icon="back")
+    cancel = pygame.Rect(left.x, foot.y, m.px(220), foot.h)
+    c.button("cancel", cancel, t("cancel", lang), icon="back", size=m.font(26))
     # keypad
     keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "del", "0", "ok"]
     ok_enabled = len(state.pin) >= cfg.pin_min_digits
@@ -123,7 +138,7 @@ def pin(c: Canvas, state: State, now: float, page: int) -> None:
         elif key == "ok":
             c.button("pin-ok", rect, t("pin.ok", lang), kind="primary", size=m.font(30), enabled=ok_enabled)
         else:
-            c.button(f"pin:{key}", rect, key, size=m.font(40))
+            c.button(f"pin:{key}", rect, key, size=m.font(42))
 
 
 # --------------------------------------------------------------------------- menu
@@ -242,21 +257,21 @@ def _book_card(c: Canvas, rect: pygame.Rect, item, selected: bool, lang: str) ->
     else:
         c.box(rect, theme.SURFACE, border=theme.LINE, radius=m.px(16))
     c.buttons[bid] = pygame.Rect(rect)
-    pad = m.px(14)
+    pad = m.px(12)
     inner = rect.inflate(-2 * pad, -2 * pad)
-    size = m.font(14)
+    size = m.font(13)
     chip = c.chip(t("locker", lang, n=item.slot), inner.topleft, size,
                   theme.ACCENT if selected else (238, 241, 247), theme.WHITE if selected else theme.NAVY)
     if selected:
         center = (rect.right - m.px(24), rect.y + m.px(24))
         disc(c.surface, theme.ACCENT, center, m.px(14))
         icons.draw(c.surface, "check", pygame.Rect(center[0] - m.px(11), center[1] - m.px(11), m.px(22), m.px(22)), theme.WHITE)
-    author_size = m.font(15)
+    author_size = m.font(14)
     author_h = c.line_height(author_size)
     title_size = m.font(19)
-    title_box = pygame.Rect(inner.x, chip.bottom + m.px(6), inner.w, inner.bottom - author_h - chip.bottom - m.px(6))
+    title_box = pygame.Rect(inner.x, chip.bottom + m.px(3), inner.w, inner.bottom - author_h - chip.bottom - m.px(3))
     c.paragraph(item.title, title_box, title_size, theme.INK, bold=True, max_lines=2,
-                line_height=round(title_size * 1.28))
+                line_height=round(title_size * 1.2), balance=True)
     c.text(item.author, (inner.x, inner.bottom - author_h), author_size, theme.INK_2, max_width=inner.w)
 
 
@@ -287,67 +302,71 @@ def open_door(c: Canvas, state: State, now: float, page: int) -> None:
     slot = job.slot if job else 0
     top = b.y + m.px(32)
     if state.door_warned:
-        banner = pygame.Rect(b.x, top, b.w, m.px(104))
+        banner = pygame.Rect(b.x, top, b.w, m.px(108))
         rrect(c.surface, theme.RED, banner, m.px(20))
-        icons.draw(c.surface, "alert", pygame.Rect(banner.x + m.px(24), banner.centery - m.px(30), m.px(60), m.px(60)), theme.WHITE)
-        c.text(t("door.close.now", lang), (banner.x + m.px(100), banner.y + m.px(14)), m.font(38), theme.WHITE,
-               bold=True, max_width=banner.w - m.px(130))
-        c.text(t("door.close.sub", lang), (banner.x + m.px(100), banner.bottom - m.px(16)), m.font(19),
-               (255, 224, 224), anchor="bottomleft", max_width=banner.w - m.px(130))
+        icons.draw(c.surface, "alert", pygame.Rect(banner.x + m.px(26), banner.centery - m.px(30), m.px(60), m.px(60)), theme.WHITE)
+        c.text(t("door.close.now", lang), (banner.x + m.px(104), banner.centery - m.px(15)), m.font(38),
+               theme.WHITE, bold=True, anchor="midleft", max_width=banner.w - m.px(130))
+        c.text(t("door.close.sub", lang), (banner.x + m.px(104), banner.centery + m.px(26)), m.font(19),
+               (255, 226, 226), anchor="midleft", max_width=banner.w - m.px(130))
         top = banner.bottom + m.px(24)
     map_w = round(b.w * 0.34)
     left = pygame.Rect(b.x, top, b.w - map_w - m.px(40), b.bottom - m.px(32) - top)
     # the locker number, very large
-    badge = pygame.Rect(left.x, left.y, m.px(150), m.px(150))
+    badge = pygame.Rect(left.x, left.y, m.px(156), m.px(156))
     rrect(c.surface, theme.ACCENT, badge, m.px(28))
-    c.text(str(slot), (badge.centerx, badge.centery - m.px(12)), m.font(84), theme.WHITE, bold=True,
+    c.text(str(slot), (badge.centerx, badge.centery - m.px(12)), m.font(88), theme.WHITE, bold=True,
            anchor="center", record=False)
     c.text(t("locker.short", lang), (badge.centerx, badge.bottom - m.px(14)), m.font(17), theme.WHITE,
            bold=True, anchor="midbottom", record=False)
     hx = badge.right + m.px(28)
     head = pygame.Rect(hx, badge.y, left.right - hx, badge.h)
     got = c.paragraph(t("door.opened", lang, n=slot), pygame.Rect(head.x, head.y + m.px(4), head.w, 0),
-                      m.font(42), theme.INK, bold=True, max_lines=2)
+                      m.font(42), theme.INK, bold=True, max_lines=2, balance=True)
     what = "door.take" if job and job.kind == "loan" else "door.put"
-    c.paragraph(t(what, lang), pygame.Rect(head.x, got.bottom + m.px(8), head.w, 0), m.font(26),
+    c.paragraph(t(what, lang), pygame.Rect(head.x, got.bottom + m.px(10), head.w, 0), m.font(26),
                 theme.ACCENT_DARK, bold=True, max_lines=2)
     y = badge.bottom + m.px(24)
     # the book
     if job is not None:
         card = pygame.Rect(left.x, y, left.w, m.px(108))
         c.box(card, shadow=False)
-        icons.draw(c.surface, "book", pygame.Rect(card.x + m.px(22), card.centery - m.px(24), m.px(48), m.px(48)), theme.NAVY)
-        tx = card.x + m.px(90)
+        icons.draw(c.surface, "book", pygame.Rect(card.x + m.px(24), card.centery - m.px(24), m.px(48), m.px(48)), theme.NAVY)
+        tx = card.x + m.px(96)
         key = "door.book.loan" if job.kind == "loan" else "door.book.return"
         c.text(t(key, lang), (tx, card.y + m.px(16)), m.font(16), theme.INK_3)
         c.paragraph(job.title, pygame.Rect(tx, card.y + m.px(42), card.right - tx - m.px(20), card.h - m.px(48)),
                     m.font(24), theme.INK, bold=True, max_lines=2, line_height=m.px(30))
         y = card.bottom + m.px(18)
-    # door state: countdown, open, or recording
-    status = pygame.Rect(left.x, y, left.w, max(m.px(104), left.bottom - y))
-    status.h = min(status.h, m.px(132))
+    # door state at the bottom of the column: countdown, open, or recording
+    status = pygame.Rect(left.x, 0, left.w, m.px(124))
+    status.bottom = left.bottom
+    if status.y < y:
+        status.y, status.h = y, max(m.px(90), left.bottom - y)
+    tint = theme.RED_SOFT if state.door_warned else (234, 238, 246)
+    ink = theme.RED if state.door_warned else theme.NAVY
     if state.door == "unlocked":
         left_s = max(0.0, cfg.door_open_timeout_s - (now - state.door_since))
-        c.box(status, (234, 238, 246), border=None, shadow=False)
-        icons.draw(c.surface, "clock", pygame.Rect(status.x + m.px(22), status.y + m.px(20), m.px(44), m.px(44)), theme.NAVY)
-        c.text(t("door.countdown", lang, s=math.ceil(left_s)), (status.x + m.px(84), status.y + m.px(20)),
-               m.font(27), theme.NAVY, bold=True, max_width=status.w - m.px(110))
-        bar = pygame.Rect(status.x + m.px(84), status.y + m.px(72), status.w - m.px(110), m.px(10))
+        c.box(status, tint, border=None, shadow=False)
+        icons.draw(c.surface, "clock", pygame.Rect(status.x + m.px(24), status.y + m.px(20), m.px(44), m.px(44)), ink)
+        c.text(t("door.countdown", lang, s=math.ceil(left_s)), (status.x + m.px(86), status.y + m.px(42)),
+               m.font(27), ink, bold=True, anchor="midleft", max_width=status.w - m.px(110))
+        bar = pygame.Rect(status.x + m.px(86), status.y + m.px(74), status.w - m.px(112), m.px(10))
         rrect(c.surface, (210, 216, 230), bar, bar.h // 2)
         frac = left_s / cfg.door_open_timeout_s if cfg.door_open_timeout_s else 0
         if frac > 0:
-            rrect(c.surface, theme.NAVY, pygame.Rect(bar.x, bar.y, max(bar.h, round(bar.w * frac)), bar.h), bar.h // 2)
-        c.text(t("door.countdown.sub", lang), (bar.x, bar.bottom + m.px(10)), m.font(17), theme.INK_2,
+            rrect(c.surface, ink, pygame.Rect(bar.x, bar.y, max(bar.h, round(bar.w * frac)), bar.h), bar.h // 2)
+        c.text(t("door.countdown.sub", lang), (bar.x, bar.bottom + m.px(8)), m.font(17), theme.INK_2,
                max_width=bar.w)
-    elif state.door == "open" and not state.door_warned:
-        c.box(status, (234, 238, 246), border=None, shadow=False)
-        icons.draw(c.surface, "door", pygame.Rect(status.x + m.px(22), status.centery - m.px(24), m.px(48), m.px(48)), theme.NAVY)
-        c.paragraph(t("door.open", lang), pygame.Rect(status.x + m.px(88), status.y, status.w - m.px(110), status.h),
-                    m.font(28), theme.NAVY, bold=True, valign="center", max_lines=2)
+    elif state.door == "open":
+        c.box(status, tint, border=None, shadow=False)
+        icons.draw(c.surface, "door", pygame.Rect(status.x + m.px(22), status.centery - m.px(26), m.px(52), m.px(52)), ink)
+        c.paragraph(t("door.open", lang), pygame.Rect(status.x + m.px(92), status.y, status.w - m.px(112), status.h),
+                    m.font(28), ink, bold=True, valign="center", max_lines=2)
     elif state.door == "recording":
-        c.box(status, (234, 238, 246), border=None, shadow=False)
-        chrome.spinner(c, (status.x + m.px(46), status.centery), m.px(16), now)
-        c.text(t("door.recording", lang), (status.x + m.px(88), status.centery), m.font(26), theme.NAVY,
+        c.box(status, tint, border=None, shadow=False)
+        chrome.spinner(c, (status.x + m.px(48), status.centery), m.px(16), now)
+        c.text(t("door.recording", lang), (status.x + m.px(92), status.centery), m.font(26), theme.NAVY,
                bold=True, anchor="midleft")
     _locker_map(c, pygame.Rect(left.right + m.px(40), left.y, map_w, left.h), slot, state, now)
 
@@ -395,7 +414,7 @@ def return_(c: Canvas, state: State, now: float, page: int) -> None:
     art_w = round(b.w * 0.38)
     left = pygame.Rect(b.x, top, b.w - art_w - m.px(48), foot.y - top - m.px(24))
     y = c.paragraph(t("return.title", lang), pygame.Rect(left.x, top, left.w, 0), m.font(40), theme.INK,
-                    bold=True, max_lines=3).bottom
+                    bold=True, max_lines=3, balance=True).bottom
     y = c.paragraph(t("return.sub", lang), pygame.Rect(left.x, y + m.px(10), left.w, 0), m.font(22),
                     theme.INK_2, max_lines=3).bottom + m.px(36)
     if state.busy:
@@ -552,25 +571,31 @@ def receipt(c: Canvas, state: State, now: float, page: int) -> None:
     foot = chrome.footer(c)
     r = state.receipt
     kind = r.kind if r else "return"
-    _medallion(c, (b.centerx, b.y + m.px(92)), "check", theme.GREEN, theme.GREEN_SOFT)
-    y = c.text(t("receipt.loan" if kind == "loan" else "receipt.return", lang), (b.centerx, b.y + m.px(166)),
-               m.font(42), theme.INK, bold=True, anchor="midtop", max_width=b.w).bottom
-    card = pygame.Rect(0, y + m.px(24), min(b.w, m.px(760)), 0)
-    card.centerx = b.centerx
+    card = pygame.Rect(0, 0, min(b.w, m.px(760)), 0)
+    rows: list[str] = []
     if r is not None:
         rows = [t("locker", lang, n=r.slot)]
         if kind == "loan":
             rows.insert(0, t("receipt.due", lang, date=format_date(r.due, lang)))
         title_lines = wrap(c.fonts, r.title, card.w - m.px(140), m.font(26), True, 2)
-        card.h = m.px(44) + len(title_lines) * m.px(36) + m.px(12) + len(rows) * m.px(38) + m.px(24)
+        card.h = m.px(56) + len(title_lines) * m.px(36) + m.px(10) + len(rows) * m.px(38)
+    # centre the whole block between the header and the buttons
+    block = m.px(116) + m.px(28) + c.line_height(m.font(42)) + (m.px(28) + card.h if r else 0) + m.px(60)
+    y = b.y + max(m.px(24), (foot.y - m.px(30) - b.y - block) // 2)
+    _medallion(c, (b.centerx, y + m.px(58)), "check", theme.GREEN, theme.GREEN_SOFT)
+    y = c.text(t("receipt.loan" if kind == "loan" else "receipt.return", lang), (b.centerx, y + m.px(142)),
+               m.font(42), theme.INK, bold=True, anchor="midtop", max_width=b.w).bottom
+    if r is not None:
+        card.midtop = (b.centerx, y + m.px(28))
         c.box(card)
-        icons.draw(c.surface, "book", pygame.Rect(card.x + m.px(32), card.y + m.px(32), m.px(56), m.px(56)), theme.NAVY)
+        icons.draw(c.surface, "book", pygame.Rect(card.x + m.px(32), card.y + m.px(30), m.px(56), m.px(56)), theme.NAVY)
         tx = card.x + m.px(112)
-        ty = c.paragraph(r.title, pygame.Rect(tx, card.y + m.px(28), card.right - tx - m.px(28), 0), m.font(26),
-                         theme.INK, bold=True, max_lines=2, line_height=m.px(36)).bottom + m.px(12)
+        ty = c.paragraph(r.title, pygame.Rect(tx, card.y + m.px(26), card.right - tx - m.px(28), 0), m.font(26),
+                         theme.INK, bold=True, max_lines=2, line_height=m.px(36)).bottom + m.px(10)
         for i, text in enumerate(rows):
-            c.text(text, (tx, ty + i * m.px(38)), m.font(22), theme.ACCENT_DARK if i == 0 and kind == "loan" else theme.INK_2,
-                   bold=i == 0 and kind == "loan", max_width=card.right - tx - m.px(28))
+            due = i == 0 and kind == "loan"
+            c.text(text, (tx, ty + i * m.px(38)), m.font(22), theme.ACCENT_DARK if due else theme.INK_2,
+                   bold=due, max_width=card.right - tx - m.px(28))
         y = card.bottom
     c.text(t("receipt.thanks.loan" if kind == "loan" else "receipt.thanks.return", lang),
            (b.centerx, y + m.px(22)), m.font(21), theme.INK_2, anchor="midtop")
@@ -602,16 +627,23 @@ def error(c: Canvas, state: State, now: float, page: int) -> None:
     foot = chrome.footer(c)
     refusal = state.notice
     what, nxt = reason_text(refusal, lang) if refusal else (t("r.store-fault", lang), t("r.store-fault.next", lang))
-    _medallion(c, (b.centerx, b.y + m.px(100)), "alert", theme.RED, theme.RED_SOFT)
-    y = b.y + m.px(184)
-    if refusal is not None and refusal.reason is Reason.ILS_REFUSED and refusal.detail("message"):
+    ils = refusal is not None and refusal.reason is Reason.ILS_REFUSED and bool(refusal.detail("message"))
+    width = min(b.w, m.px(980))
+    big, small = m.font(40), m.font(26)
+    n_what = len(wrap(c.fonts, what, width, big, True, 3))
+    n_next = len(wrap(c.fonts, nxt, width, small, False, 3))
+    chip_h = c.line_height(m.font(16)) + m.px(24) if ils else 0
+    block = m.px(116) + m.px(30) + chip_h + n_what * c.line_height(big) + m.px(16) + n_next * c.line_height(small)
+    y = b.y + max(m.px(24), (foot.y - m.px(30) - b.y - block) // 2)
+    _medallion(c, (b.centerx, y + m.px(58)), "alert", theme.RED, theme.RED_SOFT)
+    y += m.px(146)
+    if ils:
         y = c.chip(t("error.ils", lang), (b.centerx, y), m.font(16), (226, 232, 244), theme.NAVY,
                    anchor="midtop").bottom + m.px(12)
-    width = min(b.w, m.px(960))
     box = pygame.Rect(b.centerx - width // 2, y, width, 0)
-    y = c.paragraph(what, box, m.font(40), theme.INK, bold=True, align="center", max_lines=3).bottom
-    c.paragraph(nxt, pygame.Rect(box.x, y + m.px(18), box.w, 0), m.font(26), theme.INK_2, align="center",
-                max_lines=3)
+    y = c.paragraph(what, box, big, theme.INK, bold=True, align="center", max_lines=3, balance=True).bottom
+    c.paragraph(nxt, pygame.Rect(box.x, y + m.px(16), box.w, 0), small, theme.INK_2, align="center",
+                max_lines=3, balance=True)
     ok = pygame.Rect(0, foot.y, m.px(320), foot.h)
     ok.centerx = b.centerx
     c.button("confirm", ok, t("error.ok", lang), kind="primary", size=m.font(28))

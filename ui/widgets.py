@@ -25,6 +25,8 @@ ELLIPSIS = "…"
 def _corner(radius: int, color: Color) -> pygame.Surface:
     """A top-left quarter disc, drawn 4x larger and scaled down (pygame.draw does not antialias)."""
     big = pygame.Surface((radius * 4, radius * 4), pygame.SRCALPHA)
+    # transparent pixels carry the same RGB, or smoothscale would blend in a dark fringe
+    big.fill((*color, 0))
     pygame.draw.circle(big, color, (radius * 4, radius * 4), radius * 4)
     return pygame.transform.smoothscale(big, (radius, radius))
 
@@ -61,6 +63,26 @@ def rrect_outlined(surface: pygame.Surface, fill: Color, border: Color, rect: py
     rrect(surface, fill, rect.inflate(-2 * width, -2 * width), max(0, radius - width))
 
 
+@lru_cache(maxsize=256)
+def _shadow(w: int, h: int, radius: int, blur: int) -> pygame.Surface:
+    # Blurred at a quarter of the size and scaled up: 16x fewer pixels to blur, and a shadow has
+    # no detail to lose. Keeps the first frame fast on a Pi.
+    k = 4
+    full = (w + 4 * blur, h + 4 * blur)
+    small = pygame.Surface((full[0] // k + 1, full[1] // k + 1), pygame.SRCALPHA)
+    small.fill((20, 30, 50, 0))
+    pygame.draw.rect(small, (20, 30, 50, 46), (2 * blur // k, 2 * blur // k, w // k, h // k),
+                     border_radius=max(1, radius // k))
+    small = pygame.transform.gaussian_blur(small, max(1, blur // k))
+    return pygame.transform.smoothscale(small, full)
+
+
+def drop_shadow(surface: pygame.Surface, rect: pygame.Rect, radius: int, blur: int, offset: int) -> None:
+    """A soft drop shadow under `rect` (blurred once per size, then cached)."""
+    shade = _shadow(rect.w, rect.h, radius, max(1, blur))
+    surface.blit(shade, (rect.x - 2 * blur, rect.y - 2 * blur + offset))
+
+
 def disc(surface: pygame.Surface, color: Color, center: tuple[int, int], radius: int) -> None:
     """A filled antialiased circle."""
     rrect(surface, color, pygame.Rect(center[0] - radius, center[1] - radius, 2 * radius, 2 * radius), radius)
@@ -69,13 +91,42 @@ def disc(surface: pygame.Surface, color: Color, center: tuple[int, int], radius:
 # --------------------------------------------------------------------------- text layout
 
 
+_WRAPS: dict[tuple, list[str]] = {}
+
+
 def wrap(fonts: Fonts, text: str, width: int, size: int, bold: bool = False,
          max_lines: int = 0) -> list[str]:
-    """Break `text` into lines no wider than `width`.
+    """Break `text` into lines no wider than `width` (cached: screens redraw every frame).
 
     Korean breaks between words (어절) like English; a word wider than the line (a long title
     without spaces) is broken between characters. With `max_lines`, the last line is ellipsised.
     """
+    key = (id(fonts), text, width, size, bold, max_lines)
+    lines = _WRAPS.get(key)
+    if lines is None:
+        if len(_WRAPS) > 4000:
+            _WRAPS.clear()
+        lines = _WRAPS[key] = _wrap(fonts, text, width, size, bold, max_lines)
+    return lines
+
+
+def balanced(fonts: Fonts, text: str, width: int, size: int, bold: bool = False,
+             max_lines: int = 0) -> list[str]:
+    """Like `wrap`, but lines of similar length: a heading never leaves one word alone below."""
+    lines = wrap(fonts, text, width, size, bold, max_lines)
+    if len(lines) < 2 or (max_lines and len(lines) >= max_lines and lines[-1].endswith(ELLIPSIS)):
+        return lines
+    lo, hi = width // 2, width  # the narrowest width that still needs no more lines
+    while hi - lo > 8:
+        mid = (lo + hi) // 2
+        if len(wrap(fonts, text, mid, size, bold)) <= len(lines):
+            hi = mid
+        else:
+            lo = mid
+    return wrap(fonts, text, hi, size, bold, max_lines)
+
+
+def _wrap(fonts: Fonts, text: str, width: int, size: int, bold: bool, max_lines: int) -> list[str]:
     lines: list[str] = []
     for para in text.split("\n"):
         line = ""
@@ -149,6 +200,7 @@ class Canvas:
         self.texts: list[str] = []
         self.buttons: dict[str, pygame.Rect] = {}
         self.pages = 1  # set by a paged screen: how many pages its list needs
+        self.status = None  # the app's Status for this frame (header facts)
 
     @property
     def rect(self) -> pygame.Rect:
@@ -174,7 +226,7 @@ class Canvas:
 
     def paragraph(self, text: str, box: pygame.Rect, size: int, color: Color = theme.INK, *,
                   bold: bool = False, align: str = "left", valign: str = "top",
-                  max_lines: int = 0, line_height: int = 0) -> pygame.Rect:
+                  max_lines: int = 0, line_height: int = 0, balance: bool = False) -> pygame.Rect:
         """Wrapped text inside `box` (never wider; at most as many lines as fit or `max_lines`).
 
         Returns the rect the lines actually cover.
@@ -183,7 +235,7 @@ class Canvas:
         lh = line_height or self.line_height(size)
         fit = max(1, box.h // lh) if box.h else 0
         limit = min(x for x in (max_lines, fit) if x) if (max_lines or fit) else 0
-        lines = wrap(self.fonts, text, box.w, size, bold, limit)
+        lines = (balanced if balance else wrap)(self.fonts, text, box.w, size, bold, limit)
         total = lh * len(lines)
         y = box.y
         if valign == "center":
@@ -216,10 +268,10 @@ class Canvas:
 
     def box(self, rect: pygame.Rect, fill: Color = theme.SURFACE, *, radius: int | None = None,
             border: Color | None = theme.LINE, border_w: int = 0, shadow: bool = True) -> None:
-        """A card: rounded, optionally outlined, with a soft one-step shadow below."""
+        """A card: rounded, optionally outlined, with a soft drop shadow."""
         r = self.m.radius if radius is None else radius
         if shadow:
-            rrect(self.surface, (226, 222, 213), pygame.Rect(rect).move(0, self.m.px(3)), r)
+            drop_shadow(self.surface, pygame.Rect(rect), r, self.m.px(7), self.m.px(4))
         if border is not None:
             rrect_outlined(self.surface, fill, border, rect, r, border_w or max(1, self.m.px(1.5)))
         else:
@@ -240,7 +292,9 @@ class Canvas:
         kind: primary, normal, navy, danger, ghost, selected. layout "row" puts the icon left of
         the label; "tile" stacks icon, label and sub-label (menu tiles).
         """
-        from ui import icons  # icons draws with widgets' shapes; import here to avoid a cycle
+        from ui import (
+            icons,  # icons draws with widgets' shapes; import here to avoid a cycle
+        )
 
         style = STYLES["disabled" if not enabled else kind]
         r = self.m.radius if radius is None else radius
@@ -252,7 +306,6 @@ class Canvas:
             self.box(rect, style.fill, radius=r, border=None, shadow=shadow)
         size = size or self.m.font(28)
         sub_size = max(13, round(size * 0.6))
-        sub_ink = style.ink if kind in ("normal", "selected") and enabled else style.ink
         if layout == "tile":
             isz = icon_size or self.m.px(72)
             lh = self.line_height(size)
@@ -297,7 +350,7 @@ class Canvas:
         """A small pill with text (badges: offline, overdue, counts)."""
         from ui import icons
 
-        pad_x, pad_y = round(size * 0.7), round(size * 0.32)
+        pad_x, pad_y = round(size * 0.7), round(size * 0.28)
         isz = round(size * 1.1) if icon else 0
         gap = round(size * 0.35) if icon else 0
         w = self.measure(text, size, bold) + 2 * pad_x + isz + gap
