@@ -44,7 +44,10 @@ fi
 stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing the kiosk and its dev tools into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    log="$VENV/pip.log"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+           "$VENV/bin/python" -m pip install -e ".[dev]"; } >"$log" 2>&1; then
+        tail -n 30 "$log"; say "pip install failed (full log: $log)"; exit 1
+    fi
     touch "$stamp"
 fi

@@ -315,22 +315,49 @@ class Kiosk:
 
         pacer = pygame.time.Clock()
         previous = signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        failures = 0
         try:
             while not self.stopping:
-                for intent in self.display.poll():
-                    if intent == "quit":
-                        self.stopping = True
-                    elif intent.startswith("sim:"):
-                        if on_panel is not None:
-                            on_panel(intent)
-                    else:
-                        self.tap(intent)
-                self.pump()
-                self.tick()
-                self.render()
+                try:
+                    self._one_frame(on_panel)
+                    failures = 0
+                except Exception:
+                    # A bug costs the patron this session, not the kiosk: back to idle, doors
+                    # locked. Failing again and again means something is broken for good: exit,
+                    # and let the service manager restart the kiosk.
+                    failures += 1
+                    log.exception("the main loop failed (%d in a row)", failures)
+                    if failures >= 5:
+                        raise
+                    self._reset_after_failure()
                 pacer.tick(self.config.ui.fps)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+    def _one_frame(self, on_panel: Callable[[str], None] | None) -> None:
+        for intent in self.display.poll():
+            if intent == "quit":
+                self.stopping = True
+            elif intent.startswith("sim:"):
+                if on_panel is not None:
+                    on_panel(intent)
+            else:
+                self.tap(intent)
+        self.pump()
+        self.tick()
+        self.render()
+
+    def _reset_after_failure(self) -> None:
+        job = self.state.job
+        if job is not None and self.state.door in ("unlocking", "unlocked"):
+            self._lock(job.slot)
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "internal error", self.clock.now()))
+        elif job is not None and self.state.door in ("open", "recording"):
+            # The door opened: the book moved. Record it as a restart would, and tell staff.
+            self._lock(job.slot)
+            self._record(job)
+            self._alarm("recovered-door-job", job.slot)
+        self.state = s.initial(self.config.settings(), self._now())
 
 
 def open_library(config: Config, store: Store, clock: Clock) -> Library:

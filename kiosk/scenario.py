@@ -147,7 +147,10 @@ class Runner:
         if self.frame is not None and button not in buttons:
             shown = ", ".join(sorted(buttons)) or "none"
             self._fail(f"no button {button!r} on screen {self.frame.screen!r} (buttons: {shown})")
-        self.kiosk.tap(button)
+        if button in ("page-prev", "page-next"):
+            self.kiosk.display.turn_page(button)  # paging is the screen's own business
+        else:
+            self.kiosk.tap(button)
 
     def _door(self, which: str, action: str) -> None:
         locks = self.kiosk.devices.locks

@@ -193,3 +193,36 @@ def test_logs_never_show_card_numbers_or_pins(kiosk, caplog):
     choose(kiosk, "EM0000000003")
     text = caplog.text
     assert "DEADBEEF" not in text and MEMBER not in text and "1234" not in text
+
+
+def test_a_failing_frame_resets_to_idle_and_relocks(kiosk, monkeypatch):
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.devices.locks.unlocked() == [3]
+    kiosk._reset_after_failure()
+    assert kiosk.state.screen == "idle" and kiosk.state.member is None
+    assert kiosk.devices.locks.unlocked() == []
+    assert kiosk.store.pending_door_jobs() == []
+
+
+def test_an_unexpected_error_in_an_effect_is_a_message(kiosk, monkeypatch):
+    login(kiosk)
+
+    def bug(*args):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(kiosk.library, "check_out", bug)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason.value == "system-fault"
+    assert kiosk.devices.locks.history == []
+
+
+def test_a_failing_frame_with_the_door_open_still_records_the_loan(kiosk):
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    kiosk.devices.locks.open_door(3)
+    kiosk.pump()
+    kiosk._reset_after_failure()
+    assert kiosk.store.open_loan("EM0000000003")["member_id"] == MEMBER
+    assert "recovered-door-job" in [a["kind"] for a in kiosk.store.alarms()]

@@ -213,14 +213,15 @@ class Display:
                 hit = self._hit(ev.pos)
                 if hit is not None and hit == self._pressed:
                     if hit in _PAGING:
-                        self._turn_page(hit)
+                        self.turn_page(hit)
                     else:
                         out.append(hit)
                 self._pressed = None
             # FINGERDOWN/UP/MOTION: deliberately ignored, SDL already sent the mouse events.
         return out
 
-    def _turn_page(self, bid: str) -> None:
+    def turn_page(self, bid: str) -> None:
+        """Show the previous or next page ("page-prev" / "page-next") of a long list."""
         step = 1 if bid == "page-next" else -1
         self._page = max(0, min(self._pages - 1, self._page + step))
 
