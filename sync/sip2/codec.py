@@ -46,12 +46,15 @@ class Dialect:
     terminator: str = "\r"  # what we send; on receive CR ends a frame and a leading LF is dropped
     error_detection: bool = True  # send AY/AZ and verify AZ when it comes back
     checksum_mode: str = "bytes"  # accept received checksums summed over: bytes, codepoints, either
+    send_checksum: str = "bytes"  # what our own AZ sums: "bytes" (the spec) or "codepoints" (some servers)
     normal_form: str = "NFC"  # the Unicode form of text we send (Evergreen sends NFD)
     max_frame: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if self.checksum_mode not in CHECKSUM_MODES:
             raise ValueError(f"checksum_mode must be one of {CHECKSUM_MODES}, not {self.checksum_mode!r}")
+        if self.send_checksum not in ("bytes", "codepoints"):
+            raise ValueError(f"send_checksum must be 'bytes' or 'codepoints', not {self.send_checksum!r}")
         if len(self.delimiter) != 1 or self.delimiter in "\r\n":
             raise ValueError(f"the field delimiter must be one character, not {self.delimiter!r}")
         if self.terminator not in ("\r", "\r\n"):
@@ -198,7 +201,11 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
         text += "AZ"
     data = text.encode(dialect.encoding, errors="replace")
     if detect:
-        data += checksum(data).encode("ascii")
+        if dialect.send_checksum == "codepoints":
+            sent = data.decode(dialect.encoding, errors="replace")  # what the receiver will see
+            data += _codepoint_checksum(sent).encode("ascii")
+        else:
+            data += checksum(data).encode("ascii")
     return data + dialect.terminator.encode("ascii")
 
 
