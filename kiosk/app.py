@@ -14,6 +14,7 @@ import logging
 import queue
 import signal
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,10 +28,10 @@ from kiosk import session as s
 from kiosk.clock import Clock, boot_id
 from kiosk.config import Config
 from kiosk.identifiers import mask
-from kiosk.library import Library, LibraryUnavailable
+from kiosk.library import Library, LibraryUnavailable, OutcomeUnknown
 from kiosk.local_library import LocalLibrary, seed_demo
 from kiosk.rules import Reason, refusal
-from kiosk.store import Stamp, Store, StoreError
+from kiosk.store import Item, Stamp, Store, StoreError
 
 log = logging.getLogger("kiosk")
 
@@ -72,6 +73,8 @@ class Kiosk:
         self._boot_id = boot_id()
         self._started = False
         self.stopping = False
+        self._background_stop = threading.Event()
+        self._background: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"<Kiosk screen={self.state.screen} store={self.store.path}>"
@@ -88,8 +91,25 @@ class Kiosk:
         self._recover_door_jobs()
         self._started = True
 
+    def start_background(self, every_s: float = 15.0) -> None:
+        """Housekeeping off the UI thread: the library connection's keep-alive."""
+        keep_alive = getattr(self.library, "keep_alive", None)
+        if keep_alive is None or self._background is not None:
+            return
+
+        def loop() -> None:
+            while not self._background_stop.wait(every_s):
+                keep_alive()
+
+        self._background = threading.Thread(target=loop, name="kiosk-keepalive", daemon=True)
+        self._background.start()
+
     def close(self) -> None:
         """Idempotent; the lock bank locks every door as it closes (fail secure)."""
+        self._background_stop.set()
+        if self._background is not None:
+            self._background.join(timeout=5)
+            self._background = None
         for name, device in reversed(self.devices.all()):
             try:
                 device.close()
@@ -97,6 +117,12 @@ class Kiosk:
                 log.exception("device %s did not close cleanly", name)
         if self.display is not None:
             self.display.close()
+        close_library = getattr(self.library, "close", None)
+        if close_library is not None:
+            try:
+                close_library()
+            except Exception:  # noqa: BLE001
+                log.exception("the library connection did not close cleanly")
         self.store.close()
         self._started = False
 
@@ -107,6 +133,7 @@ class Kiosk:
                 id=row["id"], kind=row["kind"], slot=row["slot"], item=row["item"],
                 title=item.title if item else row["item"], member_id=row["member_id"],
                 due=dt.date.fromisoformat(row["due"]) if row["due"] else None,
+                ils_done=bool(row["ils_done"]),
             )
             if row["opened_at"]:
                 # The door had opened before the restart: the book moved. Record it, and ask
@@ -115,6 +142,7 @@ class Kiosk:
                 self._alarm("recovered-door-job", job.slot)
             else:
                 self.store.cancel_door_job(job.id, "interrupted before the door opened", self.clock.now())
+                self._undo_checkout(job)
 
     # -- events in
 
@@ -213,7 +241,13 @@ class Kiosk:
             return s.Recorded(job=effect.job, at=at)
         if isinstance(effect, s.CancelDoorJob):
             self._guarded(lambda: store.cancel_door_job(effect.job.id, effect.reason, self.clock.now()))
+            self._undo_checkout(effect.job)
             return None
+        if isinstance(effect, s.Renew):
+            answer = lib.renew(effect.member_id, effect.item)
+            if answer.refusal is not None or answer.due is None:
+                return s.Refused(refusal=answer.refusal or refusal(Reason.RENEWAL_REFUSED), at=at)
+            return s.Renewed(item=effect.item, due=answer.due, at=at)
         if isinstance(effect, s.RaiseAlarm):
             self._alarm(effect.kind, effect.slot)
             return None
@@ -225,20 +259,46 @@ class Kiosk:
     def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
         if self.store.slot_contents(effect.slot) != effect.item:
             return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
-        answer = self.library.check_out(effect.member_id, effect.item)
+        try:
+            answer = self.library.check_out(effect.member_id, effect.item)
+        except OutcomeUnknown:
+            # The library may have lent it, but the door stays shut: queue taking it back.
+            unsure = s.DoorJob(id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
+                               title=effect.item, member_id=effect.member_id, ils_done=True)
+            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+            self._guarded(lambda: self.store.record_undo_checkout(unsure, stamp))
+            raise
         if answer.refusal is not None or answer.due is None:
             return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
         item = self.store.item(effect.item)
         job = s.DoorJob(
             id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
             title=item.title if item else effect.item, member_id=effect.member_id, due=answer.due,
+            ils_done=answer.committed,
         )
         return s.DoorJobReady(job=job, at=at)
+
+    def _undo_checkout(self, job: s.DoorJob) -> None:
+        """The door of a loan the library already recorded never opened: take the loan back."""
+        if job.kind != "loan" or not job.ils_done or job.member_id is None:
+            return
+        try:
+            self.library.cancel_checkout(job.member_id, job.item)
+            return
+        except LibraryUnavailable as exc:
+            log.warning("the library did not take back the loan of %s: %s; queued", job.item, exc)
+        stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+        self._guarded(lambda: self.store.record_undo_checkout(job, stamp))
 
     def _prepare_return(self, effect: s.PrepareReturn, at: float) -> s.Event:
         item = self.store.item(effect.item)
         if item is None:
-            return s.Refused(refusal=refusal(Reason.NOT_OUR_ITEM), at=at)
+            # Not one of this kiosk's books: a copy of the library's is still welcome.
+            facts = self.library.item(effect.item)
+            if facts is None:
+                return s.Refused(refusal=refusal(Reason.NOT_OUR_ITEM), at=at)
+            item = Item(facts.item, facts.title or facts.item, facts.author)
+            self.store.add_items([item])
         slot = self.store.slot_of(effect.item)
         if slot is not None:
             return s.Refused(refusal=refusal(Reason.ALREADY_IN_LOCKER, slot=slot), at=at)
@@ -274,13 +334,34 @@ class Kiosk:
             if job.kind == "loan":
                 self.store.record_loan(job, stamp)
             else:
-                self.store.record_return(job, stamp)
+                event_id = self.store.record_return(job, stamp)
         except StoreError as exc:
             # The door job stays pending on disk: staff and the next start can still settle it.
             log.error("the %s in locker %d was not recorded: %s", job.kind, job.slot, exc)
             return False
         log.info("recorded %s of %s in locker %d", job.kind, job.item, job.slot)
+        if job.kind == "return":
+            self._check_in(job, event_id, stamp.wall)
         return True
+
+    def _check_in(self, job: s.DoorJob, event_id: str, returned_at: dt.datetime) -> None:
+        """Tell the library a book is back. The return is already recorded: whatever the
+        library says, the patron's part is done; what needs a person goes to staff."""
+        try:
+            answer = self.library.check_in(job.item, returned_at)
+        except LibraryUnavailable as exc:
+            log.warning("the return of %s stays queued for the library: %s", job.item, exc)
+            return
+        now = self.clock.now()
+        if answer.ok:
+            self._guarded(lambda: self.store.mark_delivered(event_id, now))
+        else:
+            self._guarded(lambda: self.store.mark_dead(event_id, answer.message or "refused", now))
+            self._alarm("checkin-refused", job.slot)
+        if answer.alert:
+            # Held for another member or in transit: staff take it out; it is not lent from here.
+            self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
+            self._alarm("return-alert", job.slot)
 
     def _alarm(self, kind: str, slot: int | None) -> None:
         log.warning("alarm %s at locker %s", kind, slot)
@@ -360,25 +441,87 @@ class Kiosk:
         self.state = s.initial(self.config.settings(), self._now())
 
 
-def open_library(config: Config, store: Store, clock: Clock) -> Library:
+def sip2_settings(config: Config, *, host: str | None = None, port: int | None = None,
+                  password: str | None = None, terminal_password: str = "") -> Any:
+    """The SIP2 client's settings from the config; the password from the secrets file unless
+    given (the demo passes its own ILS's address and account)."""
+    from kiosk.config import load_secrets
+    from sync.sip2.client import ClientSettings
+    from sync.sip2.codec import Dialect
+
+    p = config.sip2
+    if password is None:
+        secrets = load_secrets(config)
+        password, terminal_password = secrets.password, secrets.terminal_password
+    dialect = Dialect(
+        encoding=p.encoding, delimiter=p.delimiter, terminator="\r" if p.terminator == "CR" else "\r\n",
+        error_detection=p.error_detection, checksum_mode=p.checksum_receive,
+    )
+    return ClientSettings(
+        host=host or p.host, port=port or p.port, user=p.user, password=password,
+        location=p.location, institution=p.institution, terminal_password=terminal_password,
+        send_patron_pin=p.send_patron_pin, dialect=dialect,
+        connect_timeout_s=p.connect_timeout_s, response_timeout_s=p.response_timeout_s,
+        keepalive_s=p.keepalive_s, resend_requests=p.resend_requests,
+        backoff_initial_s=p.backoff_initial_s, backoff_max_s=p.backoff_max_s,
+        tls=p.tls, ca_file=str(config.relative(p.ca_file)) if p.ca_file else "",
+        cert_file=str(config.relative(p.cert_file)) if p.cert_file else "",
+        key_file=str(config.relative(p.key_file)) if p.key_file else "",
+        check_hostname=p.check_hostname,
+    )
+
+
+def open_library(config: Config, store: Store, clock: Clock, *, sip2: Any = None) -> Library:
+    """The library backend the config names. `sip2`: client settings to use instead of the
+    config's (the demo's own ILS)."""
     if config.library.backend == "local":
         from kiosk import demo
 
         return LocalLibrary(demo.MEMBERS if config.library.seed == "demo" else (), store,
                             config.policy(), clock)
+    if config.library.backend == "sip2":
+        from sync.ils import Sip2Library
+        from sync.sip2.client import Client
+
+        client = Client(sip2 or sip2_settings(config), clock=clock)
+        return Sip2Library(client, clock=clock, policy=config.policy(), send_pin=config.sip2.send_patron_pin)
     raise ValueError(f"unknown library backend {config.library.backend!r}")
 
 
+class DemoLibrarySystem:
+    """The demo's own ILS: a SIP2 server on loopback with its own database (`kiosk demo`)."""
+
+    def __init__(self, config: Config, clock: Clock, folder: Path) -> None:
+        from sync.demo_ils import DemoIls, loans_report, seed_demo as seed_ils
+
+        self.db_path = folder / "demo-ils.db"
+        seed_ils(self.db_path, clock)
+        self.server = DemoIls(self.db_path, clock=clock).start()
+        self._report = loans_report
+        self.settings = sip2_settings(config, host=self.server.address[0], port=self.server.address[1],
+                                      password=DEMO_SIP_PASSWORD)
+
+    def loans(self) -> list[dict]:
+        return self._report(self.db_path)["loans"]
+
+    def close(self) -> None:
+        self.server.close()
+
+
+DEMO_SIP_PASSWORD = "kiosk-demo"  # the demo ILS's account (user "kiosk"); a demo, not a secret
+
+
 def build(
-    config: Config, *, clock: Clock, db_path: Path | None = None, display: Any = None,
+    config: Config, *, clock: Clock, db_path: Path | None = None, display: Any = None, sip2: Any = None,
 ) -> Kiosk:
     """Wire a kiosk from the config: store (seeded if asked), library, devices, display."""
     store = Store(db_path or config.database)
     try:
         if config.library.seed == "demo":
-            seed_demo(store, clock, config.devices.locks.slots)
+            seed_demo(store, clock, config.devices.locks.slots,
+                      whole_library=config.library.backend == "local")
         store.ensure_slots(config.devices.locks.slots, clock.now())
-        library = open_library(config, store, clock)
+        library = open_library(config, store, clock, sip2=sip2)
         devices = build_devices(config)
     except Exception:
         store.close()

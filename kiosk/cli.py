@@ -5,12 +5,18 @@
     kiosk demo --headless --script FILE [--screenshots DIR]
                                               run a scenario; exit 0 when every expectation holds
     kiosk config check [PATH]                 validate a config file, list every problem
+    kiosk ils serve --db PATH [--port N] [--seed demo] [switches]
+                                              the demo library system, a SIP2 server
+    kiosk ils loans --db PATH [--json]        the demo library system's loans and circulation log
+    kiosk sip2 decode [FILE]                  SIP2 frames (one a line) as JSON, one object a frame
+    kiosk sip2 ping [--config PATH]           log in to the ILS, send 99, print the status and timing
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -43,6 +49,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     path = args.path or str(DEFAULT_CONFIG)
     try:
         config = load(path)
+        if config.library.backend == "sip2" and config.library.seed != "demo":
+            from kiosk.config import load_secrets
+
+            load_secrets(config)  # a real kiosk cannot log in without it
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -104,11 +114,19 @@ def run_scenario(config: Config, script: Path | None, *, screenshots: str | None
         return 2
     db_path, tmp = _temp_db(db)
     clock = FakeClock()
-    display = Display(width=config.ui.width, height=config.ui.height, headless=True,
-                      font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None)
-    kiosk = build(config, clock=clock, db_path=db_path, display=display)
+    ils = _demo_ils(config, clock, db_path.parent)
+    try:
+        display = Display(width=config.ui.width, height=config.ui.height, headless=True,
+                          font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None)
+        kiosk = build(config, clock=clock, db_path=db_path, display=display,
+                      sip2=ils.settings if ils else None)
+    except BaseException:
+        if ils is not None:
+            ils.close()
+        raise
     shots = Path(screenshots) if screenshots else None
-    runner = Runner(kiosk, clock, screenshots=shots, echo=print if verbose else None)
+    runner = Runner(kiosk, clock, screenshots=shots, echo=print if verbose else None,
+                    ils_loans=ils.loans if ils else None)
     kiosk.start()
     try:
         runner.run(steps)
@@ -117,10 +135,21 @@ def run_scenario(config: Config, script: Path | None, *, screenshots: str | None
         return 1
     finally:
         kiosk.close()
+        if ils is not None:
+            ils.close()
         if tmp is not None:
             tmp.cleanup()
     print(f"{name}: all {len(steps)} steps passed" + (f"; screenshots in {shots}/" if shots else ""))
     return 0
+
+
+def _demo_ils(config: Config, clock, folder: Path):
+    """The demo's own library system on a free loopback port, when the config uses SIP2."""
+    if config.library.backend != "sip2":
+        return None
+    from kiosk.app import DemoLibrarySystem
+
+    return DemoLibrarySystem(config, clock, folder)
 
 
 def _demo_window(config: Config, db: str | None) -> int:
@@ -145,10 +174,15 @@ def _demo_window(config: Config, db: str | None) -> int:
         PanelButton("sim:door-force", "24번 강제로 열기", "f", "보관함 문"),
     ]
     db_path, tmp = _temp_db(db)
+    clock = SystemClock(ZoneInfo(config.kiosk.timezone))
+    ils = _demo_ils(config, clock, db_path.parent)
+    if ils is not None:
+        print(f"demo library system (SIP2) on {ils.server.address[0]}:{ils.server.address[1]}, "
+              f"database {ils.db_path}")
     display = Display(width=config.ui.width, height=config.ui.height, fullscreen=False, panel=panel,
                       font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
                       title=f"{config.kiosk.name} (demo)")
-    kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), db_path=db_path, display=display)
+    kiosk = build(config, clock=clock, db_path=db_path, display=display, sip2=ils.settings if ils else None)
     devices = kiosk.devices
 
     def on_panel(action: str) -> None:
@@ -167,10 +201,13 @@ def _demo_window(config: Config, db: str | None) -> int:
             locks.open_door(locks.slots)
 
     kiosk.start()
+    kiosk.start_background()
     try:
         kiosk.run(on_panel)
     finally:
         kiosk.close()
+        if ils is not None:
+            ils.close()
         if tmp is not None:
             tmp.cleanup()
     return 0
@@ -187,10 +224,100 @@ def cmd_run(args: argparse.Namespace) -> int:
                       title=config.kiosk.name)
     kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), display=display)
     kiosk.start()
+    kiosk.start_background()
     try:
         kiosk.run()
     finally:
         kiosk.close()
+    return 0
+
+
+def _behaviour(args: argparse.Namespace):
+    from sync.demo_ils import Behaviour
+
+    return Behaviour(
+        terminator="\r\n" if args.terminator == "CRLF" else "\r", error_detection=args.error_detection,
+        checksum=args.checksum, encoding=args.encoding, no_block=args.no_block,
+        repeat_checkout=args.repeat_checkout, checked_in_ok=args.checked_in_ok,
+    )
+
+
+def cmd_ils_serve(args: argparse.Namespace) -> int:
+    from kiosk.clock import SystemClock
+    from sync.demo_ils import DemoIls, seed_demo
+
+    db = Path(args.db)
+    clock = SystemClock()
+    if args.seed == "demo" and seed_demo(db, clock):
+        print(f"{db}: seeded with the demo members, books and SIP2 account (user kiosk)")
+    server = DemoIls(db, clock=clock, behaviour=_behaviour(args), host=args.host, port=args.port)
+    with server:
+        host, port = server.address
+        print(f"demo library system: SIP2 on {host}:{port}, database {db} (Ctrl-C to stop)", flush=True)
+        server.serve_forever()
+    return 0
+
+
+def cmd_ils_loans(args: argparse.Namespace) -> int:
+    from sync.demo_ils import loans_report
+
+    if not Path(args.db).exists():
+        print(f"{args.db}: no such database", file=sys.stderr)
+        return 1
+    report = loans_report(Path(args.db))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(report['loans'])} loan(s)")
+    for loan in report["loans"]:
+        print(f"  {loan['item']}  {loan['patron']}  due {loan['due']}  renewals {loan['renewals']}  {loan['title']}")
+    print(f"{len(report['log'])} circulation event(s)")
+    for entry in report["log"][-20:]:
+        outcome = "ok" if entry["ok"] else "refused"
+        print(f"  {entry['at']}  {entry['action']:<8} {entry['item']}  {outcome}  {entry.get('message') or ''}")
+    return 0
+
+
+def cmd_sip2_decode(args: argparse.Namespace) -> int:
+    from sync.sip2.codec import Dialect
+    from sync.sip2.tools import decode_lines
+
+    dialect = Dialect(encoding=args.encoding, checksum_mode=args.checksum)
+    source = open(args.file, "rb") if args.file and args.file != "-" else sys.stdin.buffer
+    failed = 0
+    try:
+        for obj in decode_lines(source, dialect, reveal_secrets=args.reveal_secrets):
+            failed += "error" in obj
+            print(json.dumps(obj, ensure_ascii=False))
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    return 1 if failed else 0
+
+
+def cmd_sip2_ping(args: argparse.Namespace) -> int:
+    from kiosk.app import sip2_settings
+    from kiosk.clock import SystemClock
+    from sync.sip2.client import Client
+    from sync.sip2.codec import Sip2Error
+
+    config = _load_config(args.config)
+    settings = sip2_settings(config)
+    where = f"{settings.host}:{settings.port}" + (" (TLS)" if settings.tls else "")
+    try:
+        with Client(settings, clock=SystemClock()) as client:
+            status, seconds = client.ping()
+    except Sip2Error as exc:
+        print(f"{where}: FAILED: {exc}", file=sys.stderr)
+        return 1
+    supported = ", ".join(sorted(status.supported_messages)) or "not stated"
+    print(f"{where}: OK in {seconds * 1000:.1f} ms")
+    print(f"  institution {status.institution or '?'}  {status.library_name or ''}".rstrip())
+    print(f"  online {status.online}  checkout {status.checkout_ok}  checkin {status.checkin_ok}  "
+          f"offline ok {status.offline_ok}  protocol {status.protocol_version}")
+    print(f"  supports: {supported}")
+    for line in status.screen_messages:
+        print(f"  says: {line}")
     return 0
 
 
@@ -216,6 +343,41 @@ def parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a config file and list every problem")
     check.add_argument("path", nargs="?", help="config file (default: ./config.toml)")
     check.set_defaults(func=cmd_config_check)
+
+    ils = sub.add_parser("ils", help="the demo library system (a SIP2 server for demos and tests)")
+    ils_sub = ils.add_subparsers(dest="ils_command", required=True)
+    serve = ils_sub.add_parser("serve", help="serve SIP2 from a database (seeded with --seed demo)")
+    serve.add_argument("--db", required=True, help="its database file (created if missing)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=6001, help="port (default 6001; 0 = any free port)")
+    serve.add_argument("--seed", choices=["demo", "none"], default="demo",
+                       help="fill an empty database with the demo data (default) or not")
+    serve.add_argument("--terminator", choices=["CR", "CRLF"], default="CR", help="reply terminator (Koha: CRLF)")
+    serve.add_argument("--error-detection", choices=["per-message", "required", "off"], default="per-message")
+    serve.add_argument("--checksum", choices=["bytes", "codepoints"], default="bytes")
+    serve.add_argument("--encoding", choices=["utf-8", "utf-8-nfd", "cp949", "cp850", "ascii"], default="utf-8")
+    serve.add_argument("--no-block", choices=["honoured", "ignored"], default="honoured",
+                       help="offline replays: bypass blocks (Koha) or not (Evergreen, FOLIO)")
+    serve.add_argument("--repeat-checkout", choices=["renewal", "refused"], default="renewal",
+                       help="a checkout of an item the patron already has (Koha, Evergreen: a renewal)")
+    serve.add_argument("--checked-in-ok", action="store_true", help="a checkin of an item not on loan is ok")
+    serve.set_defaults(func=cmd_ils_serve)
+    loans = ils_sub.add_parser("loans", help="print the demo library system's loans and circulation log")
+    loans.add_argument("--db", required=True)
+    loans.add_argument("--json", action="store_true", help="JSON instead of a table")
+    loans.set_defaults(func=cmd_ils_loans)
+
+    sip2 = sub.add_parser("sip2", help="SIP2 tools for technicians")
+    sip2_sub = sip2.add_subparsers(dest="sip2_command", required=True)
+    decode = sip2_sub.add_parser("decode", help="decode SIP2 frames (one a line) into JSON")
+    decode.add_argument("file", nargs="?", help="file of frames (default: standard input)")
+    decode.add_argument("--encoding", default="utf-8", help="character set (default utf-8)")
+    decode.add_argument("--checksum", choices=["bytes", "codepoints", "either"], default="either")
+    decode.add_argument("--reveal-secrets", action="store_true", help="show passwords and PINs (CO, AD, AC)")
+    decode.set_defaults(func=cmd_sip2_decode)
+    ping = sip2_sub.add_parser("ping", help="log in to the ILS, send 99, print the status and round trip")
+    ping.add_argument("--config", help="config file (default: ./config.toml)")
+    ping.set_defaults(func=cmd_sip2_ping)
     return p
 
 

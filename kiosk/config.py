@@ -79,8 +79,55 @@ class KioskSection:
 
 @dataclass(frozen=True)
 class LibrarySection:
-    backend: str = _spec("local", choices=("local",))
+    backend: str = _spec("local", choices=("local", "sip2"))
     seed: str = _spec("demo", choices=("demo", ""))
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "a TCP port from 1 to 65535"
+
+
+def _delimiter(value: str) -> str | None:
+    return None if len(value) == 1 and value not in "\r\n" else "one character, usually \"|\""
+
+
+def _encoding(value: str) -> str | None:
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        return "a character set such as \"utf-8\", \"cp949\", \"cp850\", \"latin-1\" or \"ascii\""
+    return None
+
+
+@dataclass(frozen=True)
+class Sip2Section:
+    host: str = _spec("127.0.0.1")
+    port: int = _spec(6001, _port)
+    tls: bool = _spec(False)
+    ca_file: str = _spec("")
+    cert_file: str = _spec("")
+    key_file: str = _spec("")
+    check_hostname: bool = _spec(True)
+    connect_timeout_s: float = _spec(5.0, _positive)
+    response_timeout_s: float = _spec(10.0, _positive)
+    user: str = _spec("kiosk")
+    secrets_file: str = _spec("sip2-secrets.toml")
+    location: str = _spec("")
+    institution: str = _spec("111101")
+    error_detection: bool = _spec(True)
+    checksum_receive: str = _spec("bytes", choices=("bytes", "codepoints", "either"))
+    encoding: str = _spec("utf-8", _encoding)
+    delimiter: str = _spec("|", _delimiter)
+    terminator: str = _spec("CR", choices=("CR", "CRLF"))
+    keepalive_s: float = _spec(240.0, _not_negative)
+    resend_requests: int = _spec(3, _not_negative)
+    backoff_initial_s: float = _spec(1.0, _positive)
+    backoff_max_s: float = _spec(300.0, _positive)
+    send_patron_pin: bool = _spec(True)
+    offline_allowed: bool = _spec(True)
+    offline_due_days: int = _spec(14, _positive)
 
 
 @dataclass(frozen=True)
@@ -157,6 +204,7 @@ class DevicesSection:
 class Config:
     kiosk: KioskSection = KioskSection()
     library: LibrarySection = LibrarySection()
+    sip2: Sip2Section = Sip2Section()
     circulation: CirculationSection = CirculationSection()
     identifiers: IdentifiersSection = IdentifiersSection()
     session: SessionSection = SessionSection()
@@ -168,6 +216,13 @@ class Config:
     @property
     def data_dir(self) -> Path:
         path = Path(self.kiosk.data_dir)
+        if not path.is_absolute() and self.source is not None:
+            path = self.source.parent / path
+        return path
+
+    def relative(self, name: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(name)
         if not path.is_absolute() and self.source is not None:
             path = self.source.parent / path
         return path
@@ -286,10 +341,71 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
     if s.inactivity_warning_s >= s.inactivity_s:
         problems.append(Problem("session.inactivity_warning_s",
                                 f"is {s.inactivity_warning_s:g} s, expected less than inactivity_s ({s.inactivity_s:g} s)"))
+    p = config.sip2
+    if p.backoff_max_s < p.backoff_initial_s:
+        problems.append(Problem("sip2.backoff_max_s",
+                                f"is {p.backoff_max_s:g} s, expected at least backoff_initial_s ({p.backoff_initial_s:g} s)"))
+    if p.tls and bool(p.cert_file) != bool(p.key_file):
+        problems.append(Problem("sip2.key_file" if p.cert_file else "sip2.cert_file",
+                                "a client certificate needs both cert_file and key_file"))
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(p, key)
+        if p.tls and value and not config.relative(value).is_file():
+            problems.append(Problem(f"sip2.{key}", f"found {value!r}, but there is no such file"))
     c = config.circulation
     if c.network_limit < c.library_limit:
         problems.append(Problem("circulation.network_limit",
                                 f"is {c.network_limit}, expected at least library_limit ({c.library_limit})"))
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """What stays out of config.toml: the ILS account's passwords."""
+
+    password: str = ""  # the SIP2 login password (93 CO)
+    terminal_password: str = ""  # the terminal password (AC), when the ILS wants one
+
+    def __repr__(self) -> str:  # never print a secret, even by accident
+        return f"Secrets(password={'***' if self.password else ''!r}, terminal_password=...)"
+
+
+class SecretsError(ConfigError):
+    pass
+
+
+def load_secrets(config: Config) -> Secrets:
+    """Read the secrets file the config names: TOML with `password` (and `terminal_password`).
+
+    The file must be readable by its owner only (mode 600 or 400), so that a leaked config or a
+    careless copy does not leak the library's credentials.
+    """
+    path = config.relative(config.sip2.secrets_file)
+    name = f"sip2.secrets_file ({path})"
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SecretsError(str(path), [Problem(name, "no such file: write one with the line "
+                                                     "password = \"...\" and chmod 600 it")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretsError(str(path), [Problem(name, f"cannot be read: {exc}")]) from None
+    if mode & 0o077:
+        raise SecretsError(str(path), [Problem(name, f"is readable by others (mode {mode & 0o777:o}); "
+                                                     f"run: chmod 600 {path}")])
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SecretsError(str(path), [Problem(name, f"not valid TOML: {exc}")]) from None
+    problems = [Problem(f"{name} {key}", "unknown setting" + _did_you_mean(key, ["password", "terminal_password"]))
+                for key in data if key not in ("password", "terminal_password")]
+    for key in ("password", "terminal_password"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(Problem(f"{name} {key}", "expected a text in quotes"))
+    if "password" not in data:
+        problems.append(Problem(f"{name} password", "missing: the SIP2 login password"))
+    if problems:
+        raise SecretsError(str(path), problems)
+    return Secrets(data["password"], data.get("terminal_password", ""))
 
 
 def parse(text: str, source: Path | None = None) -> Config:

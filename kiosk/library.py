@@ -18,10 +18,37 @@ class LibraryUnavailable(Exception):
     """The library system did not answer in time (or the connection failed)."""
 
 
+class OutcomeUnknown(LibraryUnavailable):
+    """The request reached the library but no answer came back: it may have taken effect."""
+
+
 @dataclass(frozen=True)
 class CheckoutAnswer:
+    """The library's answer to a checkout (or a renewal)."""
+
     due: dt.date | None = None  # set when the loan is allowed
     refusal: Refusal | None = None
+    # The library has already recorded the loan (an online ILS): if the door never opens, the
+    # kiosk must take it back with `cancel_checkout`.
+    committed: bool = False
+
+
+@dataclass(frozen=True)
+class CheckinAnswer:
+    """The library's answer to a return."""
+
+    ok: bool
+    alert: bool = False  # do not put it back on the shelf: held for another member, or in transit
+    message: str = ""  # the library's own words, shown to staff
+
+
+@dataclass(frozen=True)
+class ItemFacts:
+    """What the library knows of a copy the kiosk has never seen."""
+
+    item: str
+    title: str
+    author: str = ""
 
 
 class Library(Protocol):
@@ -33,6 +60,18 @@ class Library(Protocol):
 
     def check_out(self, member_id: str, item: str) -> CheckoutAnswer:
         """May this member borrow this copy now, and until when."""
+
+    def cancel_checkout(self, member_id: str, item: str) -> None:
+        """Take back a committed checkout whose door never opened (the book never left)."""
+
+    def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
+        """The book is back, behind a closed door."""
+
+    def item(self, item: str) -> ItemFacts | None:
+        """The library's record of a copy, or None when it does not know it."""
+
+    def renew(self, member_id: str, item: str) -> CheckoutAnswer:
+        """Extend a loan; the answer carries the new due date or the refusal."""
 
     def loans(self, member_id: str) -> tuple[LoanLine, ...]:
         """The member's current loans."""

@@ -10,11 +10,11 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kiosk import demo
 from kiosk.clock import Clock
-from kiosk.library import CheckoutAnswer
+from kiosk.library import CheckinAnswer, CheckoutAnswer, ItemFacts
 from kiosk.rules import Policy, Reason, Standing, borrow_refusal, due_date, refusal
 from kiosk.session import LoanLine
 from kiosk.store import Item, Store
@@ -93,7 +93,31 @@ class LocalLibrary:
             return CheckoutAnswer(refusal=why)
         if self._store.slot_of(item) is None:
             return CheckoutAnswer(refusal=refusal(Reason.ITEM_NOT_AVAILABLE))
-        return CheckoutAnswer(due=due_date(self.today(), self._policy))
+        return CheckoutAnswer(due=due_date(self.today(), self._policy), committed=True)
+
+    def cancel_checkout(self, member_id: str, item: str) -> None:
+        return None  # nothing was recorded anywhere before the door opened
+
+    def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
+        return CheckinAnswer(ok=True)  # the store has recorded the return: that is the library
+
+    def item(self, item: str) -> ItemFacts | None:
+        return None  # the kiosk's own catalog is the whole library
+
+    def renew(self, member_id: str, item: str) -> CheckoutAnswer:
+        today = self.today()
+        line = next((x for x in self._store.loans_of(member_id, today) if x.item == item), None)
+        if line is None:
+            return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED))
+        member = self._by_id.get(member_id)
+        if member is not None:
+            why = borrow_refusal(self._standing(member), replace(self._policy, library_limit=10**6,
+                                                                 network_limit=10**6), today)
+            if why is not None:
+                return CheckoutAnswer(refusal=why)
+        due = due_date(today, self._policy)
+        self._store.renew_loan(item, due)
+        return CheckoutAnswer(due=due)
 
     def loans(self, member_id: str) -> tuple[LoanLine, ...]:
         return self._store.loans_of(member_id, self.today())
@@ -102,15 +126,23 @@ class LocalLibrary:
         return None
 
 
-def seed_demo(store: Store, clock: Clock, slots: int) -> bool:
-    """Fill an empty store with the demo catalog, lockers and loans. False if it had data."""
+def seed_demo(store: Store, clock: Clock, slots: int, *, whole_library: bool = True) -> bool:
+    """Fill an empty store with the demo lockers and books. False if it had data.
+
+    `whole_library`: the kiosk is the library (local backend): the whole catalog and the
+    members' loans. Otherwise an ILS holds those, and the kiosk knows only its lockers' books.
+    """
     if store.db["items"].count:
         return False
     now = clock.now()
-    store.add_items(Item(item, title, author) for item, title, author in demo.items())
+    stocked = min(slots, 24)
+    catalog = demo.items() if whole_library else demo.items()[:stocked]
+    store.add_items(Item(item, title, author) for item, title, author in catalog)
     store.ensure_slots(slots, now)
-    for slot in range(1, min(slots, 24) + 1):
+    for slot in range(1, stocked + 1):
         store.put_in_slot(slot, demo.accession(slot), now)
+    if not whole_library:
+        return True
     for item, member_id, loaned_on, due in demo.seed_loans(now.date()):
         loaned_at = dt.datetime.combine(loaned_on, dt.time(11, 0), tzinfo=now.tzinfo)
         store.add_loan(item, member_id, loaned_at, due, origin="seed")

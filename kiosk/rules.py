@@ -37,6 +37,9 @@ class Reason(enum.Enum):
     SYSTEM_FAULT = "system-fault"  # anything unexpected: logged with details for the technician
     ILS_UNAVAILABLE = "ils-unavailable"
     ILS_REFUSED = "ils-refused"
+    ON_HOLD = "on-hold"  # reserved for another member
+    CHARGED_ELSEWHERE = "charged-elsewhere"  # the library shows the copy on loan to someone else
+    RENEWAL_REFUSED = "renewal-refused"
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,16 @@ class Standing:
     loans_here: int = 0
     loans_network: int = 0  # includes loans_here
     messages: tuple[str, ...] = field(default=())  # the ILS's screen messages, shown as given
+    # Set when the library system (the ILS) judges every loan itself: the kiosk then does not
+    # second-guess it with its own limits, and `verdict` is the library's "no" at login, if any.
+    library_decides: bool = False
+    verdict: Refusal | None = None
 
 
 def borrow_refusal(member: Standing, policy: Policy, today: dt.date) -> Refusal | None:
     """Why this member may not borrow one more book today, or None when they may."""
+    if member.library_decides:
+        return member.verdict
     if member.card_lost:
         return refusal(Reason.CARD_LOST)
     if member.blocked:

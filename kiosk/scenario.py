@@ -11,6 +11,10 @@
     expect loan EM0000000003 11110100000001
     expect no-loan EM0000000003
     expect slot 3 empty    (or: expect slot 3 EM0000000003)
+    expect ils-loan EM0000000003 11110100000001    the library system (the demo ILS) agrees
+    expect ils-no-loan EM0000000025
+    expect ils-renewals EM0000000025 1
+    expect staff-slot 1    locker 1 is kept for staff (a returned book held for someone else)
     screenshot borrow.png  saved in the --screenshots folder
 
 See the README for every step. The runner stops at the first step that fails and says why.
@@ -50,7 +54,8 @@ _SHAPES: dict[str, tuple[int, int | None]] = {
 _EXPECTS = {
     "screen": (1, 1), "text": (1, None), "loan": (2, 2), "no-loan": (1, 1), "slot": (2, 2),
     "button": (1, 1), "no-button": (1, 1), "alarm": (1, 2), "locked": (1, 1), "unlocked": (1, 1),
-    "receipt": (1, 1),
+    "receipt": (1, 1), "ils-loan": (2, 2), "ils-no-loan": (1, 1), "ils-renewals": (2, 2),
+    "staff-slot": (1, 1),
 }
 
 
@@ -92,8 +97,10 @@ class Runner:
     """Runs steps against a kiosk built on simulated devices, a fake clock and a display."""
 
     def __init__(self, kiosk, clock: FakeClock, *, screenshots: Path | None = None,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None,
+                 ils_loans: Callable[[], list[dict]] | None = None) -> None:
         self.kiosk = kiosk
+        self.ils_loans = ils_loans  # the library system's current loans (item, patron, renewals)
         self.clock = clock
         self.screenshots = screenshots
         self.echo = echo or (lambda _line: None)
@@ -214,10 +221,32 @@ class Runner:
             locked = self.kiosk.devices.locks.is_locked(int(args[0]))
             if locked != (what == "locked"):
                 self._fail(f"locker {args[0]} is {'locked' if locked else 'unlocked'}")
+        elif what in ("ils-loan", "ils-no-loan", "ils-renewals"):
+            self._expect_ils(what, args)
+        elif what == "staff-slot":
+            held = {row["slot"]: row for row in store.staff_slots()}
+            if int(args[0]) not in held:
+                self._fail(f"locker {args[0]} is not kept for staff (kept: {sorted(held) or 'none'})")
         elif what == "receipt":
             receipt = state.receipt
             if receipt is None or receipt.item != args[0]:
                 self._fail(f"the receipt is for {receipt.item if receipt else 'nothing'}, expected {args[0]}")
+
+
+    def _expect_ils(self, what: str, args: list[str]) -> None:
+        if self.ils_loans is None:
+            self._fail("this kiosk runs without a library system (set [library] backend = \"sip2\")")
+        loan = next((row for row in self.ils_loans() if row["item"] == args[0]), None)
+        if what == "ils-no-loan":
+            if loan is not None:
+                self._fail(f"the library has {args[0]} on loan to {loan['patron']}")
+            return
+        if loan is None:
+            self._fail(f"the library has no loan of {args[0]}")
+        elif what == "ils-loan" and loan["patron"] != args[1]:
+            self._fail(f"the library has {args[0]} on loan to {loan['patron']}, not {args[1]}")
+        elif what == "ils-renewals" and int(loan["renewals"]) != int(args[1]):
+            self._fail(f"the library shows {loan['renewals']} renewal(s) of {args[0]}, expected {args[1]}")
 
 
 def _why(state) -> str:

@@ -36,6 +36,7 @@ class LoanLine:
     title: str
     due: dt.date | None
     overdue: bool = False
+    renewed: bool = False  # renewed in this session (the row says so)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class DoorJob:
     title: str
     member_id: str | None = None
     due: dt.date | None = None
+    # The library (an online ILS) has already recorded this loan: cancelling the job must take
+    # it back there, and recording it must not send it again.
+    ils_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,12 @@ class Recorded(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Renewed(Event):
+    item: str
+    due: dt.date
+
+
+@dataclass(frozen=True, kw_only=True)
 class Refused(Event):
     """An effect's answer was no (or it failed): show why."""
 
@@ -249,6 +259,14 @@ class CheckOut(Effect):
     member_id: str
     item: str
     slot: int
+
+
+@dataclass(frozen=True)
+class Renew(Effect):
+    """Ask the library to extend a loan (from my loans)."""
+
+    member_id: str
+    item: str
 
 
 @dataclass(frozen=True)
@@ -438,6 +456,11 @@ def _tap(state: State, event: Tap) -> Step:
             return _home(s, at), ()
         if button == "logout":
             return _logout(s, at)
+    elif screen == "my-loans" and button.startswith("renew:"):
+        item = button[len("renew:"):]
+        if s.member is not None and any(line.item == item and not line.overdue for line in s.loans):
+            return replace(s, busy=True, notice=None), (Renew(s.member.member_id, item),)
+        return s, ()
     elif screen in ("return", "my-loans"):
         if button in ("cancel", "confirm"):
             return _home(s, at), ()
@@ -542,7 +565,15 @@ def _result(s: State, event: Event) -> Step:
             member = with_one_more_loan(member)
         after = replace(s, job=None, door="", member=member, receipt=receipt, last_activity=at)
         return _go(after, "receipt", at), ()
+    if isinstance(event, Renewed):
+        loans = tuple(
+            replace(line, due=event.due, renewed=True, overdue=False) if line.item == event.item else line
+            for line in s.loans
+        )
+        return replace(s, loans=loans, notice=None), ()
     if isinstance(event, Refused):
+        if s.screen == "my-loans" and s.job is None:
+            return replace(s, notice=event.refusal), ()  # shown above the list; the loans stay
         if s.screen == "pin" and event.refusal.reason is not Reason.ILS_UNAVAILABLE:
             return _fail(_reset(s, at), event.refusal, at)
         if s.job is not None:

@@ -107,8 +107,19 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _online_ils_v2(db: sqlite_utils.Database) -> None:
+    # A loan the ILS recorded online before the door opened; a locker kept for staff (a returned
+    # book held for another member); when an outbox event reached the library.
+    db["door_jobs"].add_column("ils_done", int, not_null_default=0)
+    db["slots"].add_column("staff_note", str)
+    db["outbox"].add_column("delivered_at", str)
+
+
 # Each migration runs in the same transaction as the row that records it.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1,)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1, _online_ils_v2)
+
+# Outbox states: "pending" (to send to the library), "delivered" (the library has it),
+# "dead" (the library refused it: a dead letter for staff, with its reason in last_error).
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -218,14 +229,14 @@ class Store:
         """Books waiting in lockers that are in service and not busy with an open door job."""
         rows = self.db.execute(
             "SELECT s.slot, i.item, i.title, i.author FROM slots s JOIN items i ON i.item = s.item "
-            "WHERE s.in_service = 1 AND s.slot NOT IN "
+            "WHERE s.in_service = 1 AND s.staff_note IS NULL AND s.slot NOT IN "
             "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY s.slot"
         ).fetchall()
         return tuple(ShelfItem(*row) for row in rows)
 
     def empty_slot(self) -> int | None:
         row = self.db.execute(
-            "SELECT slot FROM slots WHERE item IS NULL AND in_service = 1 AND slot NOT IN "
+            "SELECT slot FROM slots WHERE item IS NULL AND in_service = 1 AND staff_note IS NULL AND slot NOT IN "
             "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY slot LIMIT 1"
         ).fetchone()
         return row[0] if row else None
@@ -238,7 +249,7 @@ class Store:
                 {
                     "id": job.id, "kind": job.kind, "slot": job.slot, "item": job.item,
                     "member_id": job.member_id, "due": job.due.isoformat() if job.due else None,
-                    "state": "pending", "created_at": at.isoformat(),
+                    "state": "pending", "created_at": at.isoformat(), "ils_done": int(job.ils_done),
                 }
             )
 
@@ -291,6 +302,7 @@ class Store:
             self._add_outbox(
                 db, event_id, "checkout", job.item, job.member_id,
                 {"transaction_date": at, "due": job.due.isoformat(), "slot": job.slot}, stamp,
+                delivered=job.ils_done,
             )
         return event_id
 
@@ -316,17 +328,64 @@ class Store:
             )
         return event_id
 
+    def record_undo_checkout(self, job: DoorJob, stamp: Stamp) -> str:
+        """A loan the library recorded whose door never opened, not yet taken back there: queue
+        the checkin that takes it back (the book never left its locker)."""
+        event_id = str(uuid.uuid4())
+        at = stamp.wall.isoformat()
+        with self.transaction() as db:
+            self._add_outbox(
+                db, event_id, "checkin", job.item, job.member_id,
+                {"transaction_date": at, "return_date": at, "slot": job.slot, "undo": True}, stamp,
+            )
+        return event_id
+
     def _add_outbox(
         self, db: sqlite_utils.Database, event_id: str, kind: str, item: str,
-        member_id: str | None, payload: dict, stamp: Stamp,
+        member_id: str | None, payload: dict, stamp: Stamp, *, delivered: bool = False,
     ) -> None:
         db["outbox"].insert(
             {
                 "event_id": event_id, "kind": kind, "item": item, "member_id": member_id,
                 "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp.wall.isoformat(),
-                "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id, "state": "pending",
+                "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id,
+                "state": "delivered" if delivered else "pending",
+                "delivered_at": stamp.wall.isoformat() if delivered else None,
             }
         )
+
+    def mark_delivered(self, event_id: str, at: dt.datetime) -> None:
+        """The library has this event (it answered it online)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1 "
+                "WHERE event_id = ? AND state = 'pending'", [at.isoformat(), event_id],
+            )
+
+    def mark_dead(self, event_id: str, reason: str, at: dt.datetime) -> None:
+        """The library refused this event: a dead letter for staff, with the library's words."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'dead', last_error = ?, attempts = attempts + 1, "
+                "next_attempt_at = NULL WHERE event_id = ? AND state = 'pending'",
+                [f"{at.isoformat()} {reason}", event_id],
+            )
+
+    def hold_for_staff(self, slot: int, note: str, at: dt.datetime) -> None:
+        """Keep this locker's book off the shelf until staff collect it (held for another member,
+        in transit); the locker takes no returns meanwhile."""
+        with self.transaction() as db:
+            db.execute("UPDATE slots SET staff_note = ?, updated_at = ? WHERE slot = ?",
+                       [note, at.isoformat(), slot])
+
+    def staff_slots(self) -> list[dict]:
+        return list(self.db.query(
+            "SELECT slot, item, staff_note FROM slots WHERE staff_note IS NOT NULL ORDER BY slot"))
+
+    def renew_loan(self, item: str, due: dt.date) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE loans SET due = ? WHERE item = ? AND returned_at IS NULL",
+                       [due.isoformat(), item])
 
     def add_loan(self, item: str, member_id: str, loaned_at: dt.datetime, due: dt.date, *, origin: str) -> None:
         """A loan the kiosk did not make (seed data, or learnt from the library)."""

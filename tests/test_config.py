@@ -111,3 +111,71 @@ def test_config_check_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "2 problem(s)" in err and "doors.open_timeout_s" in err and "ui.width" in err
     assert str(bad) in err
+
+
+# -- the SIP2 connection and its secrets file
+
+from kiosk.config import SecretsError, load_secrets  # noqa: E402
+
+
+def sip2_config(tmp_path, extra=""):
+    path = tmp_path / "kiosk.toml"
+    path.write_text('[library]\nbackend = "sip2"\nseed = ""\n[sip2]\nhost = "ils.example"\n' + extra)
+    return load(path)
+
+
+def test_sip2_settings_are_checked_all_at_once():
+    found = problems('[sip2]\nport = 70000\nterminator = "LF"\nencoding = "klingon"\nchecksum_receive = "sum"\n'
+                     'backoff_initial_s = 10\nbackoff_max_s = 5\ndelimiter = "||"\nresponse_timout_s = 3\n')
+    assert "TCP port" in found["sip2.port"]
+    assert "'CR', 'CRLF'" in found["sip2.terminator"]
+    assert "cp949" in found["sip2.encoding"]
+    assert "either" in found["sip2.checksum_receive"]
+    assert "backoff_initial_s" in found["sip2.backoff_max_s"]
+    assert "one character" in found["sip2.delimiter"]
+    assert "did you mean 'response_timeout_s'" in found["sip2.response_timout_s"]
+
+
+def test_tls_files_must_exist(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        sip2_config(tmp_path, 'tls = true\nca_file = "ca.pem"\ncert_file = "me.pem"\n')
+    keys = {p.key for p in info.value.problems}
+    assert {"sip2.ca_file", "sip2.key_file"} <= keys
+
+
+def test_the_password_comes_from_a_private_secrets_file(tmp_path):
+    config = sip2_config(tmp_path)
+    secret = tmp_path / "sip2-secrets.toml"
+    secret.write_text('password = "s3cret"\nterminal_password = "t3rm"\n')
+    secret.chmod(0o600)
+    secrets = load_secrets(config)
+    assert (secrets.password, secrets.terminal_password) == ("s3cret", "t3rm")
+    assert "s3cret" not in repr(secrets) and "t3rm" not in repr(secrets)
+
+
+def test_a_secrets_file_others_can_read_is_refused_with_the_fix(tmp_path):
+    config = sip2_config(tmp_path)
+    secret = tmp_path / "sip2-secrets.toml"
+    secret.write_text('password = "s3cret"\n')
+    secret.chmod(0o644)
+    with pytest.raises(SecretsError) as info:
+        load_secrets(config)
+    assert "chmod 600" in str(info.value) and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "no such file"),
+    ('password = "x"\npasword = "y"\n', "did you mean 'password'"),
+    ('terminal_password = "x"\n', "missing: the SIP2 login password"),
+    ("password = 12\n", "a text in quotes"),
+    ("password = \n", "not valid TOML"),
+])
+def test_broken_secrets_files_say_what_is_wrong(tmp_path, content, expected):
+    config = sip2_config(tmp_path)
+    if content is not None:
+        secret = tmp_path / "sip2-secrets.toml"
+        secret.write_text(content)
+        secret.chmod(0o600)
+    with pytest.raises(SecretsError) as info:
+        load_secrets(config)
+    assert expected in str(info.value)

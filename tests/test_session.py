@@ -447,3 +447,52 @@ def test_idle_ignores_buttons_it_does_not_show(button):
     run = Run()
     assert run(s.Tap, button=button) == ()
     assert run.screen == "idle"
+
+
+# -- renewals from my loans
+
+LOANS = (
+    s.LoanLine("EM0000000025", "토지 1", dt.date(2026, 11, 10)),
+    s.LoanLine("EM0000000030", "광장", dt.date(2026, 10, 20), overdue=True),
+)
+
+
+def at_my_loans() -> Run:
+    run = logged_in()
+    assert run(s.Tap, button="my-loans") == (s.LoadLoans(GOOD.member_id),)
+    run(s.LoansLoaded, loans=LOANS)
+    return run
+
+
+def test_renewing_a_loan_asks_the_library_and_shows_the_new_due_date():
+    run = at_my_loans()
+    assert run(s.Tap, button="renew:EM0000000025") == (s.Renew(GOOD.member_id, "EM0000000025"),)
+    run(s.Renewed, item="EM0000000025", due=dt.date(2026, 11, 24))
+    line = run.state.loans[0]
+    assert (line.due, line.renewed, run.screen) == (dt.date(2026, 11, 24), True, "my-loans")
+
+
+def test_an_overdue_or_unknown_loan_offers_no_renewal():
+    run = at_my_loans()
+    assert run(s.Tap, button="renew:EM0000000030") == ()
+    assert run(s.Tap, button="renew:EM0000000999") == ()
+
+
+def test_a_refused_renewal_stays_on_my_loans_and_says_why():
+    run = at_my_loans()
+    run(s.Tap, button="renew:EM0000000025")
+    run(s.Refused, refusal=refusal(Reason.RENEWAL_REFUSED, message="예약된 자료입니다"))
+    assert run.screen == "my-loans"
+    assert run.state.notice.reason is Reason.RENEWAL_REFUSED
+    assert run.state.loans == LOANS  # nothing changed
+
+
+def test_the_library_verdict_replaces_the_kiosk_rules_when_the_library_decides():
+    # The ILS says no (its own limit): the kiosk shows that, not its own rules.
+    ils_no = refusal(Reason.LIBRARY_LIMIT, limit=3, message="대출 한도(3권)를 초과했습니다")
+    run = logged_in(replace(GOOD, library_decides=True, verdict=ils_no))
+    run(s.Tap, button="borrow")
+    assert run.screen == "error" and run.state.notice == ils_no
+    # And with no verdict, the kiosk does not second-guess the ILS with its own limits.
+    run = logged_in(replace(GOOD, library_decides=True, loans_here=99, fines_won=10**6))
+    assert run(s.Tap, button="borrow") == (s.LoadShelf(),)

@@ -1,6 +1,7 @@
 """The store through the real SQLite library, on disk (WAL needs a file)."""
 
 import datetime as dt
+from dataclasses import replace
 import sqlite3
 
 import pytest
@@ -145,3 +146,50 @@ def test_committed_data_survives_reopening(tmp_path):
     with Store(path) as st:
         assert st.open_loan("EM0000000003")["member_id"] == MEMBER
         assert st.integrity_ok()
+
+
+def test_a_loan_the_library_already_recorded_is_not_queued_again(store):
+    store.begin_door_job(replace(loan_job(), ils_done=True), NOW)
+    store.record_loan(replace(loan_job(), ils_done=True), stamp())
+    [event] = store.outbox()
+    assert event["state"] == "delivered" and event["delivered_at"] == NOW.isoformat()
+    assert store.outbox("pending") == []
+
+
+def test_delivered_and_dead_letters(store):
+    job = DoorJob("job-r", "return", 1, "EM0000000001", "채식주의자")
+    store.put_in_slot(1, None, NOW)
+    store.begin_door_job(job, NOW)
+    event_id = store.record_return(job, stamp())
+    store.mark_dead(event_id, "반납 처리할 수 없습니다", NOW)
+    [event] = store.outbox()
+    assert event["state"] == "dead" and "반납 처리할 수 없습니다" in event["last_error"]
+    store.mark_delivered(event_id, NOW)  # a dead letter stays dead until staff act
+    assert store.outbox()[0]["state"] == "dead"
+
+
+def test_a_locker_kept_for_staff_leaves_the_shelf_and_takes_no_returns(store):
+    store.hold_for_staff(1, "예약 도서: 직원이 회수", NOW)
+    assert 1 not in [line.slot for line in store.shelf()]
+    assert store.staff_slots() == [{"slot": 1, "item": "EM0000000001", "staff_note": "예약 도서: 직원이 회수"}]
+    store.put_in_slot(2, None, NOW)
+    store.hold_for_staff(2, "x", NOW)
+    store.put_in_slot(5, None, NOW)
+    assert store.empty_slot() == 5
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS[0](db)
+    db["items"].insert({"item": "EM0000000001", "title": "채식주의자", "author": "한강"})
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with Store(path) as st:
+        assert st.schema_version() == len(MIGRATIONS)
+        assert st.item("EM0000000001").title == "채식주의자"
+        assert "ils_done" in st.db["door_jobs"].columns_dict

@@ -92,6 +92,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "loans.empty": "지금 대출 중인 책이 없습니다",
         "loans.empty.sub": "보관함에서 읽고 싶은 책을 골라 보세요",
         "loans.loading": "대출 목록을 불러오는 중입니다…",
+        "loans.renew": "연장",
+        "loans.renewed": "연장됨",
         # receipt
         "receipt.loan": "대출이 완료되었습니다",
         "receipt.return": "반납이 완료되었습니다",
@@ -167,6 +169,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.ils-unavailable.next": "잠시 후 다시 시도해 주세요",
         "r.ils-refused": "도서관 시스템이 요청을 처리하지 못했습니다",
         "r.ils-refused.next": "자세한 내용은 도서관 안내데스크에 문의해 주세요",
+        "r.on-hold": "다른 회원이 예약한 책입니다",
+        "r.on-hold.next": "다른 책을 골라 주세요. 이 책은 예약 순서대로 대출됩니다",
+        "r.charged-elsewhere": "이 책은 도서관 기록에 다른 회원에게 대출 중으로 되어 있습니다",
+        "r.charged-elsewhere.next": "다른 책을 골라 주세요. 직원이 확인하겠습니다",
+        "r.renewal-refused": "이 책은 대출을 연장할 수 없습니다",
+        "r.renewal-refused.next": "예약이 있거나 연장 횟수를 다 쓴 책입니다. 반납일까지 반납해 주세요",
     },
     "en": {
         "lang.switch": "한국어",
@@ -238,6 +246,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "loans.empty": "You have no books on loan",
         "loans.empty.sub": "Why not pick one from the lockers?",
         "loans.loading": "Loading your loans…",
+        "loans.renew": "Renew",
+        "loans.renewed": "Renewed",
         "receipt.loan": "Your loan is complete",
         "receipt.return": "Your return is complete",
         "receipt.due": "Due: {date}",
@@ -310,6 +320,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.ils-unavailable.next": "Please try again in a moment",
         "r.ils-refused": "The library system could not process the request",
         "r.ils-refused.next": "Please ask at the library's information desk for details",
+        "r.on-hold": "This book is reserved for another member",
+        "r.on-hold.next": "Please choose another book; reserved books are lent in turn",
+        "r.charged-elsewhere": "The library's records show this copy on loan to someone else",
+        "r.charged-elsewhere.next": "Please choose another book; staff will check this one",
+        "r.renewal-refused": "This loan cannot be renewed",
+        "r.renewal-refused.next": "It may be reserved, or renewed as often as allowed. Please return it by the due date",
     },
 }
 

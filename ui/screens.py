@@ -502,7 +502,19 @@ def my_loans(c: Canvas, state: State, now: float, page: int) -> None:
     if loans:
         c.chip(t("loans.count", lang, n=len(loans)), (right, title.centery), m.font(17), (226, 232, 244),
                theme.NAVY, anchor="midright")
-    area = pygame.Rect(b.x, title.bottom + m.px(16), b.w, foot.y - m.px(22) - title.bottom - m.px(16))
+    y = title.bottom + m.px(16)
+    if state.notice is not None:
+        # A renewal the library refused: why, above the list, which stays as it was.
+        what, _ = reason_text(state.notice, lang)
+        message = state.notice.detail("message").strip()
+        if message and message != what:
+            what = f"{what} · {message}"
+        band = pygame.Rect(b.x, y, b.w, c.line_height(m.font(20)) + m.px(20))
+        c.box(band, theme.RED_SOFT, radius=m.px(12), border=None, shadow=False)
+        c.text(what, (band.x + m.px(20), band.centery), m.font(20), theme.RED, bold=True, anchor="midleft",
+               max_width=band.w - m.px(40))
+        y = band.bottom + m.px(12)
+    area = pygame.Rect(b.x, y, b.w, foot.y - m.px(22) - y)
     row_h = max(m.touch - m.px(8), m.px(84))
     per_page = max(1, area.h // row_h)
     pages = max(1, math.ceil(len(loans) / per_page))
@@ -521,7 +533,7 @@ def my_loans(c: Canvas, state: State, now: float, page: int) -> None:
             row = pygame.Rect(card.x, card.y + i * row_h, card.w, row_h)
             if i:
                 c.fill(theme.LINE, pygame.Rect(row.x + m.px(24), row.y, row.w - m.px(48), max(1, m.px(1))))
-            _loan_row(c, row, line, lang)
+            _loan_row(c, row, line, lang, busy=state.busy)
     back = pygame.Rect(foot.x, foot.y, m.px(200), foot.h)
     c.button("cancel", back, t("back", lang), icon="back", size=m.font(26))
     out = pygame.Rect(0, foot.y, m.px(250), foot.h)
@@ -530,20 +542,31 @@ def my_loans(c: Canvas, state: State, now: float, page: int) -> None:
     chrome.pager(c, pygame.Rect(back.right, foot.y, out.x - back.right, foot.h), page, pages, lang)
 
 
-def _loan_row(c: Canvas, row: pygame.Rect, line, lang: str) -> None:
+def _loan_row(c: Canvas, row: pygame.Rect, line, lang: str, *, busy: bool = False) -> None:
     m = c.m
     red = line.overdue
     icon_c = (row.x + m.px(52), row.centery)
     disc(c.surface, theme.RED_SOFT if red else (234, 238, 246), icon_c, m.px(26))
     icons.draw(c.surface, "book", pygame.Rect(icon_c[0] - m.px(16), icon_c[1] - m.px(16), m.px(32), m.px(32)),
                theme.RED if red else theme.NAVY)
-    due_w = m.px(330)
+    # Right to left: the renew button (not for overdue books), the due date, its label.
+    action = pygame.Rect(0, 0, m.px(140), min(row.h - m.px(16), m.px(64)))
+    action.midright = (row.right - m.px(20), row.centery)
+    if red:
+        pass
+    elif line.renewed:
+        c.chip(t("loans.renewed", lang), action.center, m.font(17), (222, 244, 230), theme.GREEN,
+               anchor="center", icon="check")
+    else:
+        c.button("renew:" + line.item, action, t("loans.renew", lang), icon="return", size=m.font(20),
+                 enabled=not busy)
+    due_w = m.px(300)
     tx = row.x + m.px(98)
-    tw = row.right - due_w - tx - m.px(24)
+    tw = action.x - due_w - tx - m.px(24)
     c.text(line.title, (tx, row.centery - m.px(2)), m.font(23), theme.INK, bold=True, anchor="bottomleft",
            max_width=tw)
     c.text(line.item, (tx, row.centery + m.px(4)), m.font(16), theme.INK_3, anchor="topleft", max_width=tw)
-    dx = row.right - m.px(28)
+    dx = action.x - m.px(24)
     date = format_date(line.due, lang)
     c.text(date, (dx, row.centery + m.px(2)), m.font(22), theme.RED if red else theme.INK, bold=True,
            anchor="midright")
@@ -642,8 +665,15 @@ def error(c: Canvas, state: State, now: float, page: int) -> None:
                    anchor="midtop").bottom + m.px(12)
     box = pygame.Rect(b.centerx - width // 2, y, width, 0)
     y = c.paragraph(what, box, big, theme.INK, bold=True, align="center", max_lines=3, balance=True).bottom
-    c.paragraph(nxt, pygame.Rect(box.x, y + m.px(16), box.w, 0), small, theme.INK_2, align="center",
-                max_lines=3, balance=True)
+    y = c.paragraph(nxt, pygame.Rect(box.x, y + m.px(16), box.w, 0), small, theme.INK_2, align="center",
+                    max_lines=3, balance=True).bottom
+    said = refusal.detail("message").strip() if refusal is not None and not ils else ""
+    if said and said != what:
+        # A friendly reason above; the library's own words below, as it gave them.
+        y = c.chip(t("error.ils", lang), (b.centerx, y + m.px(22)), m.font(15), (226, 232, 244), theme.NAVY,
+                   anchor="midtop").bottom
+        c.paragraph(said, pygame.Rect(box.x, y + m.px(8), box.w, 0), m.font(20), theme.INK_2, align="center",
+                    max_lines=2)
     ok = pygame.Rect(0, foot.y, m.px(320), foot.h)
     ok.centerx = b.centerx
     c.button("confirm", ok, t("error.ok", lang), kind="primary", size=m.font(28))

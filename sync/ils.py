@@ -1,0 +1,251 @@
+"""The library system (ILS) over SIP2: `kiosk.library.Library` on top of the SIP2 client.
+
+The ILS decides every loan; the kiosk shows its verdict in the patron's language. A refusal is
+mapped to a friendly reason from structured facts first (the patron's status flags, the item's
+circulation status), from the ILS's words only as a last resort, and the ILS's own screen message
+always travels with it.
+
+A patron's PIN is kept in memory for the session only (for servers that want it with every
+request) and forgotten at logout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from kiosk.clock import Clock
+from kiosk.library import CheckinAnswer, CheckoutAnswer, ItemFacts, LibraryUnavailable, OutcomeUnknown
+from kiosk.rules import Policy, Reason, Refusal, Standing, refusal
+from kiosk.session import LoanLine
+from sync.sip2.client import Client, OutcomeUnknown as Sip2OutcomeUnknown, Sip2Unavailable
+from sync.sip2.codec import Sip2Error
+from sync.sip2.results import CheckoutResult, PatronInfo
+
+log = logging.getLogger("kiosk.ils")
+
+T = TypeVar("T")
+
+# Words servers use in screen messages (Koha, Evergreen, FOLIO in English; Korean systems), for
+# when nothing structured explains a refusal. Checked in order.
+_WORDS: tuple[tuple[Reason, re.Pattern[str]], ...] = (
+    (Reason.ON_HOLD, re.compile(r"hold|reserv|예약", re.I)),
+    (Reason.CHARGED_ELSEWHERE, re.compile(r"checked out to (another|someone)|already (checked out|charged)|다른 (회원|이용자)", re.I)),
+    (Reason.CARD_LOST, re.compile(r"card (is |was )?(reported )?lost|분실", re.I)),
+    (Reason.EXPIRED, re.compile(r"expired|만료", re.I)),
+    (Reason.FINES, re.compile(r"fine|fee|연체료|벌금|미납", re.I)),
+    (Reason.OVERDUE, re.compile(r"overdue|연체", re.I)),
+    (Reason.SUSPENDED, re.compile(r"debarred|suspend|대출\s*정지", re.I)),
+    (Reason.LIBRARY_LIMIT, re.compile(r"limit|too many|maximum|한도|초과", re.I)),
+    (Reason.BLOCKED, re.compile(r"block|barred|restrict|denied|제한", re.I)),
+)
+
+MAX_LOANS_LISTED = 50  # my loans asks for at most this many (one 17 each, for titles and dates)
+
+
+class Sip2Library:
+    """Implements kiosk.library.Library with one SIP2 client."""
+
+    def __init__(self, client: Client, *, clock: Clock, policy: Policy, send_pin: bool = True) -> None:
+        self._client = client
+        self._clock = clock
+        self._policy = policy
+        self._send_pin = send_pin
+        self._pins: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Sip2Library {self._client!r}>"
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    def today(self) -> dt.date:
+        return self._clock.now().date()
+
+    def keep_alive(self) -> None:
+        """Send the 99 keep-alive when the connection has been idle long enough (a background
+        thread calls this; the UI never waits on it)."""
+        try:
+            self._client.keep_alive()
+        except Sip2Error as exc:
+            log.info("keep-alive: %s", exc)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, request: Callable[[], T]) -> T:
+        try:
+            return request()
+        except Sip2OutcomeUnknown as exc:
+            raise OutcomeUnknown(str(exc)) from exc
+        except Sip2Error as exc:  # unavailable, refused login, a server we cannot understand
+            raise LibraryUnavailable(str(exc)) from exc
+
+    def _pin(self, member_id: str) -> str | None:
+        with self._lock:
+            return self._pins.get(member_id) if self._send_pin else None
+
+    # -- members
+
+    def find_member(self, credential: str) -> Standing | None:
+        info = self._call(lambda: self._client.patron_information(credential))
+        if info.valid is False:
+            return None
+        return self._standing(info, credential)
+
+    def verify_pin(self, credential: str, pin: str) -> Standing | None:
+        info = self._call(lambda: self._client.patron_information(credential, pin))
+        if info.valid is False or info.pin_ok is not True:
+            return None
+        standing = self._standing(info, credential)
+        with self._lock:
+            self._pins[standing.member_id] = pin
+        return standing
+
+    def end_session(self, member_id: str) -> None:
+        pin = self._pin(member_id)
+        with self._lock:
+            self._pins.pop(member_id, None)
+        try:
+            self._client.end_session(member_id, pin)
+        except Sip2Error as exc:  # the patron has gone; nothing to undo
+            log.info("end of session not acknowledged: %s", exc)
+
+    def _standing(self, info: PatronInfo, credential: str) -> Standing:
+        member_id = info.patron or credential
+        return Standing(
+            member_id=member_id,
+            name=info.name,
+            blocked="charge_privileges_denied" in info.flags,
+            card_lost="card_reported_lost" in info.flags,
+            expires=info.expires,
+            fines_won=int(info.fee_amount or 0),
+            overdue=info.overdue,
+            loans_here=info.charged,
+            loans_network=info.charged,
+            messages=tuple(info.screen_messages),
+            library_decides=True,
+            verdict=self._verdict(info),
+        )
+
+    def _verdict(self, info: PatronInfo) -> Refusal | None:
+        """Why the ILS will not lend to this patron now, from its status flags; None if it will."""
+        flags = info.flags
+        blocking = {"charge_privileges_denied", "card_reported_lost", "too_many_items_charged",
+                    "too_many_items_overdue", "excessive_outstanding_fines", "excessive_outstanding_fees"}
+        if not flags & blocking:
+            return None
+        message = " ".join(info.screen_messages)
+        if "card_reported_lost" in flags:
+            return refusal(Reason.CARD_LOST, message=message)
+        if info.expires is not None and info.expires < self.today():
+            return refusal(Reason.EXPIRED, date=info.expires.isoformat(), message=message)
+        if flags & {"excessive_outstanding_fines", "excessive_outstanding_fees"}:
+            details = {"amount": int(info.fee_amount)} if info.fee_amount else {}
+            return refusal(Reason.FINES, message=message, **details)
+        if "too_many_items_overdue" in flags:
+            return refusal(Reason.OVERDUE, count=info.overdue or "", message=message)
+        if "too_many_items_charged" in flags:
+            limit = info.charged_limit or info.charged
+            return refusal(Reason.LIBRARY_LIMIT, limit=limit or "", message=message)
+        return _from_words(message, default=Reason.BLOCKED)
+
+    # -- loans
+
+    def check_out(self, member_id: str, item: str) -> CheckoutAnswer:
+        pin = self._pin(member_id)
+        try:
+            result = self._call(lambda: self._client.checkout(member_id, item, pin=pin))
+        except OutcomeUnknown:
+            # The ILS may have lent it. The door stays shut, so the loan must not stand.
+            if self._reconcile_unknown_checkout(member_id, item):
+                raise LibraryUnavailable("the library did not answer the checkout; nothing was lent") from None
+            raise
+        if result.ok:
+            due = result.due.date() if result.due else self.today() + dt.timedelta(days=self._policy.loan_days)
+            return CheckoutAnswer(due=due, committed=True)
+        return CheckoutAnswer(refusal=self._why_not(member_id, item, result))
+
+    def _reconcile_unknown_checkout(self, member_id: str, item: str) -> bool:
+        """After a checkout with no answer: is the item on loan now? Take it back if so.
+        True when the ILS is known to be clean again."""
+        try:
+            info = self._client.item_information(item)
+            if info.circulation_status != "04":
+                return True
+            back = self._client.checkin(item, return_date=self._clock.now())
+            return back.ok
+        except Sip2Error as exc:
+            log.warning("could not settle an unanswered checkout now: %s", exc)
+            return False
+
+    def cancel_checkout(self, member_id: str, item: str) -> None:
+        result = self._call(lambda: self._client.checkin(item, return_date=self._clock.now()))
+        if not result.ok:
+            raise LibraryUnavailable("the library refused to take back a loan whose door never opened: "
+                                     + " ".join(result.screen_messages))
+
+    def _why_not(self, member_id: str, item: str, result: CheckoutResult) -> Refusal:
+        message = " ".join(result.screen_messages)
+        try:
+            facts = self._client.item_information(item)
+            if facts.circulation_status in ("08",) or (facts.hold_queue_length or 0) > 0:
+                return refusal(Reason.ON_HOLD, message=message)
+            if facts.circulation_status in ("04", "05"):
+                return refusal(Reason.CHARGED_ELSEWHERE, message=message)
+            info = self._client.patron_information(member_id, self._pin(member_id))
+            verdict = self._verdict(info)
+            if verdict is not None:
+                return verdict if verdict.detail("message") else refusal(verdict.reason, message=message,
+                                                                         **dict(verdict.details))
+        except Sip2Error as exc:
+            log.info("could not ask why the checkout was refused: %s", exc)
+        return _from_words(message, default=Reason.ILS_REFUSED)
+
+    def renew(self, member_id: str, item: str) -> CheckoutAnswer:
+        pin = self._pin(member_id)
+        result = self._call(lambda: self._client.renew(member_id, item, pin=pin))
+        if result.ok and result.due is not None:
+            return CheckoutAnswer(due=result.due.date(), committed=True)
+        if result.ok:
+            return CheckoutAnswer(due=self.today() + dt.timedelta(days=self._policy.loan_days), committed=True)
+        return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED, message=" ".join(result.screen_messages)))
+
+    def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
+        result = self._call(lambda: self._client.checkin(item, return_date=returned_at))
+        message = " ".join(result.screen_messages)
+        return CheckinAnswer(ok=result.ok, alert=result.alert, message=message)
+
+    def item(self, item: str) -> ItemFacts | None:
+        info = self._call(lambda: self._client.item_information(item))
+        if not info.title or info.circulation_status in ("", "01") and not info.title.strip():
+            return None
+        return ItemFacts(item=info.item or item, title=info.title)
+
+    def loans(self, member_id: str) -> tuple[LoanLine, ...]:
+        pin = self._pin(member_id)
+        info = self._call(lambda: self._client.patron_information(
+            member_id, pin, summary="charged", start=1, end=MAX_LOANS_LISTED))
+        overdue = set(info.overdue_items)
+        today = self.today()
+        lines = []
+        for item in info.charged_items[:MAX_LOANS_LISTED]:
+            facts = self._call(lambda item=item: self._client.item_information(item))
+            due = facts.due.date() if facts.due else None
+            late = item in overdue or (due is not None and due < today)
+            lines.append(LoanLine(item, facts.title or item, due, overdue=late))
+        lines.sort(key=lambda line: (line.due or dt.date.max, line.item))
+        return tuple(lines)
+
+
+def _from_words(message: str, *, default: Reason) -> Refusal:
+    for reason, pattern in _WORDS:
+        if message and pattern.search(message):
+            return refusal(reason, message=message)
+    return refusal(default, message=message)
