@@ -90,6 +90,8 @@ def samples(lang: str = "ko") -> list[tuple[str, State, float, Status]]:
          NOW + 3, st),
         ("20-inactivity-warning", replace(logged, screen="menu", warned=True, last_activity=NOW - 78), NOW, st),
         ("21-busy", replace(logged, screen="menu", busy=True), NOW + 0.2, st),
+        ("16b-my-loans-renewed", replace(logged, screen="my-loans", loans=(replace(loans[0], renewed=True),) + loans[1:],
+                                         notice=refusal(Reason.RENEWAL_REFUSED, message="예약된 자료입니다")), NOW, st),
     ]
     errors = (
         refusal(Reason.LIBRARY_LIMIT, limit=5), refusal(Reason.FINES, amount=1500),
@@ -97,6 +99,7 @@ def samples(lang: str = "ko") -> list[tuple[str, State, float, Status]]:
         refusal(Reason.NO_EMPTY_LOCKER), refusal(Reason.DOOR_TIMEOUT, slot=7),
         refusal(Reason.ILS_UNAVAILABLE), refusal(Reason.ILS_REFUSED, message="예약된 자료라 대출할 수 없습니다. 예약자: 김**"),
         refusal(Reason.PIN_LOCKED),
+        refusal(Reason.ON_HOLD, message="다른 이용자가 예약한 자료입니다"),
     )
     for i, why in enumerate(errors):
         holder = logged if why.reason not in (Reason.NOT_OUR_ITEM, Reason.NO_EMPTY_LOCKER, Reason.PIN_LOCKED) else base

@@ -9,9 +9,12 @@ on bad input.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import functools
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,7 +37,14 @@ class DecodeError(Sip2Error, ValueError):
 
 
 class FrameError(Sip2Error):
-    """The byte stream broke the framing rules (e.g. no terminator within the size cap)."""
+    """The byte stream broke the framing rules (e.g. no terminator within the size cap).
+
+    `frames` holds the complete frames found in the same data, so that none is lost.
+    """
+
+    def __init__(self, message: str, frames: Iterable[bytes] = ()) -> None:
+        super().__init__(message)
+        self.frames: list[bytes] = list(frames)
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,46 @@ class Dialect:
             raise ValueError(f"the field delimiter must be one character, not {self.delimiter!r}")
         if self.terminator not in ("\r", "\r\n"):
             raise ValueError(f"the terminator must be CR or CRLF, not {self.terminator!r}")
-        "x".encode(self.encoding)  # LookupError for an unknown encoding, here rather than later
-        unicodedata.normalize(self.normal_form, "")
+        if self.delimiter.isalnum():
+            raise ValueError(f"the field delimiter cannot be a letter or digit, not {self.delimiter!r}")
+        codecs.lookup(self.encoding)  # LookupError for an unknown encoding, here rather than later
+        if not _ascii_compatible(self.encoding):
+            raise ValueError(f"encoding {self.encoding!r} is not ASCII-compatible; SIP2 needs one of {ENCODINGS}")
+        try:
+            delimiter_ok = self.delimiter.encode(self.encoding).decode(self.encoding) == self.delimiter
+        except UnicodeError:
+            delimiter_ok = False
+        if not delimiter_ok:
+            raise ValueError(f"the field delimiter {self.delimiter!r} cannot be written in {self.encoding}")
+        if self.normal_form not in ("NFC", "NFD", "NFKC", "NFKD"):
+            raise ValueError(f"normal_form must be NFC or NFD (or NFKC, NFKD), not {self.normal_form!r}")
+        if self.max_frame < 1:
+            raise ValueError(f"max_frame must be positive, not {self.max_frame!r}")
+
+
+_TRAILING = b" \t\n\r\f\v\x00"
+
+
+@functools.lru_cache(maxsize=32)
+def _trailing(delimiter: str, encoding: str) -> bytes:
+    """Whitespace that may follow AZ/AY on receive; never the delimiter itself (a tab-delimited
+    frame ends with a tab, and that tab belongs to the last field)."""
+    delimiter_bytes = delimiter.encode(encoding)
+    return bytes(b for b in _TRAILING if bytes((b,)) != delimiter_bytes)
+
+
+_PRINTABLE_ASCII = "".join(map(chr, range(32, 127)))
+
+
+def _ascii_compatible(encoding: str) -> bool:
+    """Command, field ids, digits and CR must be plain ASCII bytes, and decoding must not raise."""
+    try:
+        if (_PRINTABLE_ASCII + "\r").encode(encoding) != (_PRINTABLE_ASCII + "\r").encode("ascii"):
+            return False
+        bytes(range(256)).decode(encoding, errors="replace")
+    except (UnicodeError, LookupError, TypeError):
+        return False
+    return True
 
 
 DEFAULT = Dialect()
@@ -68,7 +116,11 @@ DEFAULT = Dialect()
 
 @dataclass(frozen=True)
 class Message:
-    """One SIP2 message: the command, its fixed fields by name, its variable fields in order."""
+    """One SIP2 message: the command, its fixed fields by name, its variable fields in order.
+
+    A decoded message with a command the kiosk does not know keeps its text after the command
+    under `fixed["raw"]`.
+    """
 
     command: str
     fixed: Mapping[str, str] = field(default_factory=dict)
@@ -102,7 +154,7 @@ class Message:
     def number(self, name: str) -> int:
         """A numeric fixed field (counts in 64); blanks or garbage read as 0."""
         text = self.fixed.get(name, "").strip()
-        return int(text) if text.isdigit() else 0
+        return int(text) if text.isascii() and text.isdigit() else 0  # "²".isdigit() is True
 
 
 def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str | None] = (),
@@ -123,7 +175,11 @@ def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str 
             raise EncodeError(f"{spec.name} has no fixed field {key!r}")
         values[key] = _fixed_text(value, widths[key])
     pairs = fields.items() if isinstance(fields, Mapping) else fields
-    return Message(spec.command, values, tuple((k, v) for k, v in pairs if v is not None))
+    try:
+        variable = tuple((k, v) for k, v in pairs if v is not None)
+    except (TypeError, ValueError):
+        raise EncodeError(f"{spec.name}: variable fields are (id, value) pairs") from None
+    return Message(spec.command, values, variable)
 
 
 def _fixed_text(value: str | dt.datetime | bool | int | None, width: int) -> str:
@@ -135,6 +191,8 @@ def _fixed_text(value: str | dt.datetime | bool | int | None, width: int) -> str
         return format_date(value)
     if value is None:
         return " " * width
+    if not isinstance(value, str):
+        raise EncodeError(f"a fixed field takes text, a datetime, a bool, an int or None, not {type(value).__name__}")
     return value
 
 
@@ -143,7 +201,17 @@ def _fixed_text(value: str | dt.datetime | bool | int | None, width: int) -> str
 
 def checksum(data: bytes) -> str:
     """The AZ value for `data` (the encoded bytes from the command through "AZ")."""
-    return f"{-sum(data) & 0xFFFF:04X}"
+    return f"{-_byte_sum(data) & 0xFFFF:04X}"
+
+
+def _byte_sum(data: bytes) -> int:
+    # sum(data) walks the bytes one Python int at a time. Adler-32's low half is 1 + the byte sum
+    # modulo 65521, computed in C; 256 bytes sum to at most 65280, so per 256-byte block the
+    # modulo never bites and the block's exact sum is that half minus one.
+    total = 0
+    for at in range(0, len(data), 256):
+        total += (zlib.adler32(data[at:at + 256]) & 0xFFFF) - 1
+    return total
 
 
 def _codepoint_checksum(text: str) -> str:
@@ -157,6 +225,7 @@ def next_sequence(sequence: int) -> int:
 # -- encoding
 
 _SCRUB = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
+_NO_SEQUENCE = ("96", "97")  # resend requests carry AZ alone
 
 
 def _scrub(value: str, delimiter: str) -> str:
@@ -168,7 +237,9 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
     """The frame for `message`, terminator included.
 
     With error detection (the dialect's, unless `error_detection` says otherwise) the frame ends
-    with AY (when a sequence number is given) and AZ; 96 and 97 carry AZ alone.
+    with AY (when a sequence number is given) and AZ; 96 and 97 carry AZ alone. Fixed fields must
+    be printable ASCII of their exact width; variable values are normalised to the dialect's form
+    and scrubbed of the delimiter, CR, LF and NUL (each becomes a space). Raises EncodeError.
     """
     spec = SPECS.get(message.command)
     if spec is None:
@@ -178,28 +249,46 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
         value = message.fixed.get(name)
         if value is None:
             raise EncodeError(f"{spec.name}: fixed field {name!r} is missing")
-        value = _scrub(value, "\x00")
+        if not isinstance(value, str):
+            raise EncodeError(f"{spec.name}: fixed field {name!r} must be text, not {type(value).__name__}")
         if len(value) != width:
-            raise EncodeError(f"{spec.name}: fixed field {name!r} must be {width} characters, got {value!r}")
+            raise EncodeError(f"{spec.name}: fixed field {name!r} must be {width} characters, got {len(value)}")
+        # Fixed fields are positional: a multi-byte or control character would shift every field after it.
+        if not (value.isascii() and value.isprintable()):
+            raise EncodeError(f"{spec.name}: fixed field {name!r} must be printable ASCII")
         parts.append(value)
-    present = {code for code, _ in message.fields}
-    missing = [code for code in spec.required if code not in present]
-    if missing:
-        raise EncodeError(f"{spec.name}: required field(s) {', '.join(missing)} missing")
     delimiter = dialect.delimiter
-    for code, value in message.fields:
-        if len(code) != 2 or code in ("AY", "AZ"):
-            raise EncodeError(f"{spec.name}: bad field id {code!r}")
+    form = dialect.normal_form
+    present = set()
+    for pair in message.fields:
+        try:
+            code, value = pair
+        except (TypeError, ValueError):
+            raise EncodeError(f"{spec.name}: a variable field is an (id, value) pair, not {pair!r}") from None
+        if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum()) \
+                or code in ("AY", "AZ"):
+            raise EncodeError(f"{spec.name}: bad field id {code!r} (two letters or digits; AY/AZ are added by encode)")
+        if not isinstance(value, str):
+            raise EncodeError(f"{spec.name}: field {code} must be text, not {type(value).__name__}")
+        if not value.isascii():
+            # Normalise each value on its own, before scrubbing: normalising the joined frame could
+            # merge a leading combining mark into the field id ("AE" + U+0301 -> "AÉ").
+            value = unicodedata.normalize(form, value)
         parts.append(code)
         parts.append(_scrub(value, delimiter))
         parts.append(delimiter)
-    text = unicodedata.normalize(dialect.normal_form, "".join(parts))
+        present.add(code)
+    missing = [code for code in spec.required if code not in present]
+    if missing:
+        raise EncodeError(f"{spec.name}: required field(s) {', '.join(missing)} missing")
     detect = dialect.error_detection if error_detection is None else error_detection
     if detect:
-        if sequence is not None:
-            text += f"AY{sequence % 10}"
-        text += "AZ"
-    data = text.encode(dialect.encoding, errors="replace")
+        if sequence is not None and spec.command not in _NO_SEQUENCE:
+            if not isinstance(sequence, int) or isinstance(sequence, bool):
+                raise EncodeError(f"the sequence number is an int, not {type(sequence).__name__}")
+            parts.append(f"AY{sequence % 10}")
+        parts.append("AZ")
+    data = "".join(parts).encode(dialect.encoding, errors="replace")
     if detect:
         if dialect.send_checksum == "codepoints":
             sent = data.decode(dialect.encoding, errors="replace")  # what the receiver will see
@@ -211,44 +300,78 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
 
 # -- decoding
 
-_TAIL = re.compile(rb"(?:AY(\d))?AZ([0-9A-Fa-f]{4})\s*$")
-_SEQUENCE_ONLY = re.compile(rb"AY(\d)\s*$")
+_HEX_DIGITS = b"0123456789ABCDEFabcdef"
+# Where each known message's fixed part ends, and each fixed field's slice of the text.
+_LAYOUTS: dict[str, tuple[int, tuple[tuple[str, int, int], ...]]] = {}
+for _spec in SPECS.values():
+    _at, _slices = 2, []
+    for _name, _width in _spec.fixed:
+        _slices.append((_name, _at, _at + _width))
+        _at += _width
+    _LAYOUTS[_spec.command] = (_at, tuple(_slices))
+del _spec, _at, _slices, _name, _width
 
 
 def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
-    """Parse one frame (with or without its terminator). Raises DecodeError, nothing else."""
-    if not isinstance(frame, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"a frame is bytes, not {type(frame).__name__}")
-    data = bytes(frame).strip(b"\r\n")
+    """Parse one frame (with or without its terminator). Raises DecodeError, nothing else.
+
+    Unknown and repeated field ids are kept in order; bytes the encoding cannot read become
+    U+FFFD; variable values are normalised to NFC. A known message whose fixed part is cut short
+    raises DecodeError; an unknown command decodes to a Message with its text under `fixed["raw"]`.
+    """
+    if not isinstance(frame, bytes):
+        if not isinstance(frame, (bytearray, memoryview)):
+            raise DecodeError(f"a frame is bytes, not {type(frame).__name__}")
+        frame = bytes(frame)
+    data = frame.strip(b"\r\n")
+    if not data:
+        raise DecodeError("empty frame")
+    layout = _LAYOUTS.get(data[:2].decode("latin-1"))
+    # AY/AZ are searched for only after the fixed part, so fixed text that happens to end in
+    # "AZ" + 4 hex digits is never taken for a checksum.
+    limit = layout[0] if layout else 2
     sequence: int | None = None
     checksum_ok: bool | None = None
-    tail = _TAIL.search(data)
-    if tail is not None:
-        body_end = tail.start()
-        covered = data[: tail.start(2)]  # command through "AZ"
-        received = tail.group(2).upper().decode("ascii")
-        checksum_ok = _checksum_matches(covered, received, dialect)
-        if tail.group(1) is not None:
-            sequence = int(tail.group(1))
-    else:
-        only = _SEQUENCE_ONLY.search(data)
-        body_end = only.start() if only else len(data)
-        if only:
-            sequence = int(only.group(1))
-    body = data[:body_end]
+    end = len(data.rstrip(_trailing(dialect.delimiter, dialect.encoding)))
+    body_end = len(data)
+    at = end - 6  # where "AZ" would start
+    if at >= limit and data[at:at + 2] == b"AZ" and not data[at + 2:end].strip(_HEX_DIGITS):
+        checksum_ok = _checksum_matches(data[:at + 2], data[at + 2:end].upper().decode("ascii"), dialect)
+        body_end = at
+        if at - 3 >= limit and data[at - 3:at - 1] == b"AY" and 48 <= data[at - 1] <= 57:
+            sequence = data[at - 1] - 48
+            body_end = at - 3
+    elif end - 3 >= limit and data[end - 3:end - 1] == b"AY" and 48 <= data[end - 1] <= 57:
+        sequence = data[end - 1] - 48
+        body_end = end - 3
     try:
-        text = body.decode(dialect.encoding, errors="replace")
-    except LookupError as exc:  # pragma: no cover - Dialect checks the encoding
-        raise DecodeError(str(exc)) from None
-    text = unicodedata.normalize("NFC", text)
-    if len(text) < 2 or not text[:2].isdigit() or not text[:2].isascii():
-        raise DecodeError(f"not a SIP2 message (starts with {text[:8]!r})")
+        text = data[:body_end].decode(dialect.encoding, errors="replace")
+    except (LookupError, UnicodeError) as exc:  # pragma: no cover - Dialect checks the encoding
+        raise DecodeError(f"cannot decode with {dialect.encoding}: {exc}") from None
     command = text[:2]
-    spec = SPECS.get(command)
-    if spec is None:
-        return Message(command, {"raw": text[2:]}, (), sequence, checksum_ok)
-    fixed, rest = _split_fixed(spec, text)
-    return Message(command, fixed, _split_fields(rest, dialect.delimiter), sequence, checksum_ok)
+    if len(command) < 2 or not (command.isascii() and command.isdigit()):
+        # Name only the first two characters: frames carry card numbers and passwords.
+        raise DecodeError(f"not a SIP2 message: it must start with a two-digit command, not {command!r}")
+    if layout is None:
+        return Message(command, {"raw": unicodedata.normalize("NFC", text[2:])}, (), sequence, checksum_ok)
+    fixed_end, slices = layout
+    if len(text) < fixed_end:
+        spec = SPECS[command]
+        raise DecodeError(f"{spec.name} ({command}) cut short: {len(text) - 2} of {fixed_end - 2} "
+                          f"fixed-field characters")
+    fixed = {name: text[start:stop] for name, start, stop in slices}
+    rest = text[fixed_end:]
+    if not rest:
+        fields: tuple[tuple[str, str], ...] = ()
+    elif rest.isascii() or unicodedata.is_normalized("NFC", rest):
+        # Any piece of NFC text is NFC too: taking away context cannot enable a composition.
+        fields = tuple([(piece[:2], piece[2:]) for piece in rest.split(dialect.delimiter) if piece])
+    else:
+        # Per value, not per frame, so that a leading combining mark never merges into the id.
+        normalize = unicodedata.normalize
+        fields = tuple([(piece[:2], normalize("NFC", piece[2:]))
+                        for piece in rest.split(dialect.delimiter) if piece])
+    return Message(command, fixed, fields, sequence, checksum_ok)
 
 
 def _checksum_matches(covered: bytes, received: str, dialect: Dialect) -> bool:
@@ -261,35 +384,24 @@ def _checksum_matches(covered: bytes, received: str, dialect: Dialect) -> bool:
     return False
 
 
-def _split_fixed(spec: Spec, text: str) -> tuple[dict[str, str], str]:
-    end = 2 + spec.fixed_width
-    if len(text) < end:
-        raise DecodeError(f"{spec.name} cut short: {len(text) - 2} of {spec.fixed_width} fixed characters")
-    fixed = {}
-    at = 2
-    for name, width in spec.fixed:
-        fixed[name] = text[at: at + width]
-        at += width
-    return fixed, text[end:]
-
-
-def _split_fields(rest: str, delimiter: str) -> tuple[tuple[str, str], ...]:
-    return tuple((piece[:2], piece[2:]) for piece in rest.split(delimiter) if piece)
-
-
 # -- streaming
 
 
 class FrameReader:
     """Cuts a TCP byte stream into frames: survives split and merged reads, caps the frame size.
 
-    A frame longer than `max_frame` without a terminator raises FrameError once; the reader
-    then skips to the next CR so the stream can recover.
+    A frame longer than `max_frame` raises FrameError once (its `frames` attribute holds any
+    complete frames found in the same data); the reader drops the oversized frame up to its CR,
+    so the stream recovers at the next frame. Work is linear in the bytes fed, however they are
+    split.
     """
 
     def __init__(self, max_frame: int = DEFAULT.max_frame) -> None:
+        if max_frame < 1:
+            raise ValueError(f"max_frame must be positive, not {max_frame!r}")
         self.max_frame = max_frame
         self._buffer = bytearray()
+        self._scanned = 0  # the buffer's first bytes already known to hold no CR
         self._skipping = False
 
     def __repr__(self) -> str:
@@ -301,30 +413,48 @@ class FrameReader:
 
     def clear(self) -> None:
         self._buffer.clear()
+        self._scanned = 0
         self._skipping = False
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return every frame they complete (without CR, leading LF dropped)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise FrameError(f"the stream carries bytes, not {type(data).__name__}")
         frames: list[bytes] = []
+        error: FrameError | None = None
+        if self._skipping:
+            cut = bytes(data).find(b"\r") if isinstance(data, memoryview) else data.find(b"\r")
+            if cut < 0:
+                return frames  # still inside the oversized frame
+            self._skipping = False
+            data = data[cut + 1:]
         buffer = self._buffer
         buffer += data
+        start = 0
+        scan = self._scanned
         while True:
-            end = buffer.find(b"\r")
+            end = buffer.find(b"\r", scan)
             if end < 0:
                 break
-            frame = bytes(buffer[:end]).lstrip(b"\n")
-            del buffer[: end + 1]
-            if self._skipping:
-                self._skipping = False
-                continue
+            frame = bytes(buffer[start:end].lstrip(b"\n"))
             if len(frame) > self.max_frame:
-                raise FrameError(f"a frame of {len(frame)} bytes exceeds the cap of {self.max_frame}")
-            if frame:
+                error = error or FrameError(f"a frame of {len(frame)} bytes exceeds the cap of {self.max_frame}")
+            elif frame:
                 frames.append(frame)
+            start = scan = end + 1
+        if start:
+            del buffer[:start]
+        if buffer[:1] == b"\n":  # a CRLF server's LF: not part of the next frame
+            del buffer[: len(buffer) - len(buffer.lstrip(b"\n"))]
+        self._scanned = len(buffer)
         if len(buffer) > self.max_frame:
             buffer.clear()
+            self._scanned = 0
             self._skipping = True
-            raise FrameError(f"no frame terminator within {self.max_frame} bytes")
+            error = error or FrameError(f"no frame terminator within {self.max_frame} bytes")
+        if error is not None:
+            error.frames = frames
+            raise error
         return frames
 
 
@@ -338,23 +468,29 @@ def format_date(when: dt.datetime | None) -> str:
     if when is None:
         return _BLANK_DATE
     zone = "   Z" if when.tzinfo is not None and when.utcoffset() == dt.timedelta(0) else "    "
-    return f"{when:%Y%m%d}{zone}{when:%H%M%S}"
+    # Not strftime: "%Y" drops leading zeros of years before 1000 on some platforms.
+    return (f"{when.year:04d}{when.month:02d}{when.day:02d}{zone}"
+            f"{when.hour:02d}{when.minute:02d}{when.second:02d}")
 
 
-_SIP_DATE = re.compile(r"(\d{8})(....)(\d{6})")
+_SIP_DATE = re.compile(r"(\d{8})(....)(\d{6})", re.ASCII)
 _FREE_DATES = (
-    (re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?"), True),
-    (re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"), False),
-    (re.compile(r"(\d{4})(\d{2})(\d{2})"), False),
+    (re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?", re.ASCII), True),
+    # 2026-12-06, 2026/12/6, 2026.12.6, and the Korean 2026. 12. 6. / 2026년 12월 6일
+    (re.compile(r"(\d{4})\s*[-/.년]\s*(\d{1,2})\s*[-/.월]\s*(\d{1,2})", re.ASCII), False),
+    (re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII), False),
 )
 
 
 def parse_date(text: str, tz: dt.tzinfo | None = None) -> dt.datetime | None:
     """A SIP2 date, or one of the free-text forms servers put in AH; None when unreadable.
 
-    Local dates come back naive (or in `tz` when given); `   Z` dates come back in UTC.
+    Local dates come back naive (or in `tz` when given); `   Z` dates come back in UTC. A date
+    without a time of day means the end of that day (23:59:59).
     """
-    text = (text or "").strip()
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
     if not text:
         return None
     found = _SIP_DATE.fullmatch(text) if len(text) == DATE_WIDTH else None

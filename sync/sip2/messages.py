@@ -92,6 +92,9 @@ FIELD_NAMES: dict[str, str] = {
     "CN": "login_user_id", "CO": "login_password", "CP": "location_code", "CQ": "valid_patron_password",
     "CT": "destination_location", "CV": "alert_type", "CY": "hold_patron_id",
     "PA": "patron_expiration_date", "PB": "birth_date", "PC": "patron_class",
+    # Also in the 2.00 spec, seen in 18/64 responses from Koha and Evergreen.
+    "AL": "blocked_card_message", "BR": "queue_position", "BS": "pickup_location", "BY": "hold_type",
+    "CR": "collection_code", "CS": "call_number", "DA": "hold_patron_name",
 }
 
 # Item circulation status (18, positions 0-1).
