@@ -244,13 +244,17 @@ def _behaviour(args: argparse.Namespace):
 
 def cmd_ils_serve(args: argparse.Namespace) -> int:
     from kiosk.clock import SystemClock
-    from sync.demo_ils import DemoIls, seed_demo
+    from sync.demo_ils import DemoIls, DemoIlsError, seed_demo
 
     db = Path(args.db)
     clock = SystemClock()
-    if args.seed == "demo" and seed_demo(db, clock):
-        print(f"{db}: seeded with the demo members, books and SIP2 account (user kiosk)")
-    server = DemoIls(db, clock=clock, behaviour=_behaviour(args), host=args.host, port=args.port)
+    try:
+        if args.seed == "demo" and seed_demo(db, clock):
+            print(f"{db}: seeded with the demo members, books and SIP2 account (user kiosk)")
+        server = DemoIls(db, clock=clock, behaviour=_behaviour(args), host=args.host, port=args.port)
+    except (DemoIlsError, OSError) as exc:
+        print(f"kiosk ils serve: {exc}", file=sys.stderr)
+        return 1
     with server:
         host, port = server.address
         print(f"demo library system: SIP2 on {host}:{port}, database {db} (Ctrl-C to stop)", flush=True)
@@ -259,12 +263,16 @@ def cmd_ils_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ils_loans(args: argparse.Namespace) -> int:
-    from sync.demo_ils import loans_report
+    from sync.demo_ils import DemoIlsError, loans_report
 
     if not Path(args.db).exists():
         print(f"{args.db}: no such database", file=sys.stderr)
         return 1
-    report = loans_report(Path(args.db))
+    try:
+        report = loans_report(Path(args.db))
+    except DemoIlsError as exc:
+        print(f"kiosk ils loans: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0

@@ -244,8 +244,18 @@ class Sip2Library:
         return tuple(lines)
 
 
+_DATE = re.compile(r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})")
+
+
 def _from_words(message: str, *, default: Reason) -> Refusal:
     for reason, pattern in _WORDS:
         if message and pattern.search(message):
+            found = _DATE.search(message) if reason in (Reason.SUSPENDED, Reason.EXPIRED) else None
+            if found:
+                try:
+                    day = dt.date(*(int(g) for g in found.groups()))
+                    return refusal(reason, date=day.isoformat(), message=message)
+                except ValueError:
+                    pass
             return refusal(reason, message=message)
     return refusal(default, message=message)

@@ -14,18 +14,47 @@ SCENARIOS = sorted((HERE / "scenarios").glob("*.scenario"))
 TOUR = HERE.parent / "kiosk" / "scenarios" / "tour.scenario"
 
 
+SHIPPED = HERE.parent / "config.toml"
+LOCAL = [p for p in SCENARIOS if not p.stem.startswith("ils_")]  # ils_*: check the ILS's own records
+
+
+@pytest.fixture(scope="module")
+def local_config(tmp_path_factory):
+    """The shipped config with the kiosk deciding alone (no library system)."""
+    path = tmp_path_factory.mktemp("local") / "config.toml"
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert 'backend = "sip2"' in text
+    path.write_text(text.replace('backend = "sip2"', 'backend = "local"', 1), encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario(path, capsys):
-    code = main(["demo", "--headless", "--script", str(path)])
+def test_scenario_through_the_demo_ils(path, capsys):
+    code = main(["demo", "--config", str(SHIPPED), "--headless", "--script", str(path)])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "steps passed" in out.out
 
 
+@pytest.mark.parametrize("path", LOCAL, ids=[p.stem for p in LOCAL])
+def test_scenario_with_the_local_backend(path, local_config, capsys):
+    code = main(["demo", "--config", str(local_config), "--headless", "--script", str(path)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "steps passed" in out.out
+
+
+def test_ils_steps_need_a_library_system(local_config, tmp_path, capsys):
+    script = tmp_path / "ils.scenario"
+    script.write_text("expect ils-no-loan EM0000000001\n")
+    assert main(["demo", "--config", str(local_config), "--headless", "--script", str(script)]) == 1
+    assert "runs without a library system" in capsys.readouterr().err
+
+
 def test_every_flow_has_a_scenario():
     names = {p.stem for p in SCENARIOS}
     assert {"borrow", "borrow_phone", "return", "refusals", "pin", "door_timeout", "door_faults",
-            "inactivity", "my_loans"} <= names
+            "inactivity", "my_loans", "ils_borrow_renew", "ils_door_timeout", "ils_return_hold"} <= names
 
 
 def test_the_tour_visits_every_screen_and_saves_screenshots(tmp_path, capsys):

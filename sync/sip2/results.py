@@ -1,0 +1,331 @@
+"""What the library system answered, as typed values: one frozen dataclass per response.
+
+Each `from_message` reads a decoded `Message` and never raises, whatever the server sent: blank
+or garbled counts read as 0, absent optional fields as None or "", unreadable dates as None (the
+raw text is kept beside each due date so that a screen can still show it). Screen messages come
+already normalised to NFC by the codec.
+
+Dates are read in the time zone given (`tz`, the kiosk's own); a server's `   Z` dates stay UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sync.sip2.codec import Message, parse_date
+from sync.sip2.messages import CIRCULATION_STATUS, PATRON_STATUS_FLAGS
+
+# BX: which messages the ACS supports, one Y/N per position (SIP2 2.00, in this order).
+SUPPORTED_MESSAGE_POSITIONS: tuple[str, ...] = (
+    "patron_status", "checkout", "checkin", "block_patron", "sc_status", "request_acs_resend",
+    "login", "patron_information", "end_patron_session", "fee_paid", "item_information",
+    "item_status_update", "patron_enable", "hold", "renew", "renew_all",
+)
+
+
+# -- lenient readers
+
+
+def _yes(text: str) -> bool:
+    return text.strip().upper() in ("Y", "1")
+
+
+def _tristate(text: str) -> bool | None:
+    """BL/CQ: Y, N, or absent (the server does not say)."""
+    value = text.strip().upper()
+    if value in ("Y", "1"):
+        return True
+    if value in ("N", "0"):
+        return False
+    return None
+
+
+def _int(text: str) -> int | None:
+    value = text.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+_NUMBER = re.compile(r"-?\d[\d.,]*", re.ASCII)
+_THOUSANDS = re.compile(r"-?\d{1,3}(,\d{3})+", re.ASCII)
+
+
+def _amount(text: str) -> float | None:
+    """A fee amount as servers write it: "12.50", "$12.50", "1,000" (won), "12,50" (euro)."""
+    match = _NUMBER.search(text.replace(" ", ""))
+    if not match:
+        return None
+    number = match.group().rstrip(".,")
+    if "," in number and "." in number:
+        # Whichever comes first groups thousands: "1,234.50" and "1.234,50".
+        grouping = "," if number.index(",") < number.index(".") else "."
+        number = number.replace(grouping, "").replace(",", ".")
+    elif "," in number:
+        number = number.replace(",", "") if _THOUSANDS.fullmatch(number) else number.replace(",", ".")
+    try:
+        return float(number)
+    except ValueError:  # "1.2.3"
+        return None
+
+
+def _date(text: str, tz: dt.tzinfo | None) -> dt.datetime | None:
+    try:
+        return parse_date(text, tz)
+    except (ValueError, OverflowError):  # parse_date is lenient already; belt and braces
+        return None
+
+
+def _flags(text: str) -> frozenset[str]:
+    return frozenset(name for name, mark in zip(PATRON_STATUS_FLAGS, text) if mark.upper() == "Y")
+
+
+def _texts(message: Message, code: str) -> tuple[str, ...]:
+    return tuple(value for value in message.all(code))
+
+
+def _fixed(message: Message, name: str) -> str:
+    value = message.fixed.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+# -- results
+
+
+@dataclass(frozen=True)
+class AcsStatus:
+    """98 ACS status: what the server says it can do now (advisory, sometimes wrong)."""
+
+    online: bool = False
+    checkin_ok: bool = False
+    checkout_ok: bool = False
+    renewal_policy: bool = False  # the ACS allows renewals through the kiosk
+    offline_ok: bool = False
+    timeout_period: int | None = None  # tenths of a second; None when blank
+    retries_allowed: int | None = None  # 999 means "unknown" in the spec
+    date_time: dt.datetime | None = None
+    protocol_version: str = ""
+    institution: str = ""
+    library_name: str = ""
+    supported_messages: frozenset[str] = frozenset()
+    screen_messages: tuple[str, ...] = ()
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> AcsStatus:
+        """Read a 98; never raises."""
+        bx = message.get("BX")
+        return cls(
+            online=_yes(_fixed(message, "online_status")),
+            checkin_ok=_yes(_fixed(message, "checkin_ok")),
+            checkout_ok=_yes(_fixed(message, "checkout_ok")),
+            renewal_policy=_yes(_fixed(message, "acs_renewal_policy")),
+            offline_ok=_yes(_fixed(message, "offline_ok")),
+            timeout_period=_int(_fixed(message, "timeout_period")),
+            retries_allowed=_int(_fixed(message, "retries_allowed")),
+            date_time=_date(_fixed(message, "date_time_sync"), tz),
+            protocol_version=_fixed(message, "protocol_version").strip(),
+            institution=message.get("AO"),
+            library_name=message.get("AM"),
+            supported_messages=frozenset(
+                name for name, mark in zip(SUPPORTED_MESSAGE_POSITIONS, bx) if mark.upper() == "Y"),
+            screen_messages=_texts(message, "AF"),
+        )
+
+
+@dataclass(frozen=True)
+class PatronStatus:
+    """24 patron status: is this a patron, is the PIN right, what is blocked."""
+
+    patron: str = ""
+    name: str = ""
+    valid: bool | None = None  # BL; None when the server does not say
+    pin_ok: bool | None = None  # CQ; None when the server does not say
+    flags: frozenset[str] = frozenset()  # PATRON_STATUS_FLAGS names set to Y
+    fee_amount: float | None = None
+    currency: str = ""
+    screen_messages: tuple[str, ...] = ()
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> PatronStatus:
+        """Read a 24 (or the common part of a 64); never raises."""
+        return cls(**_patron_common(message))
+
+
+def _patron_common(message: Message) -> dict:
+    return {
+        "patron": message.get("AA"),
+        "name": message.get("AE"),
+        "valid": _tristate(message.get("BL")),
+        "pin_ok": _tristate(message.get("CQ")),
+        "flags": _flags(_fixed(message, "patron_status")),
+        "fee_amount": _amount(message.get("BV")),
+        "currency": message.get("BH"),
+        "screen_messages": _texts(message, "AF"),
+    }
+
+
+@dataclass(frozen=True)
+class PatronInfo(PatronStatus):
+    """64 patron information: the status plus counts, limits, one item list and contact details.
+
+    Counts a server leaves blank read as 0; limits it does not send are None. Only the list the
+    request's summary asked for is usually filled in.
+    """
+
+    holds: int = 0
+    overdue: int = 0
+    charged: int = 0
+    fines: int = 0
+    recalls: int = 0
+    unavailable_holds: int = 0
+    hold_limit: int | None = None  # BZ
+    overdue_limit: int | None = None  # CA
+    charged_limit: int | None = None  # CB
+    hold_items: tuple[str, ...] = ()  # AS
+    overdue_items: tuple[str, ...] = ()  # AT
+    charged_items: tuple[str, ...] = ()  # AU
+    fine_items: tuple[str, ...] = ()  # AV
+    recall_items: tuple[str, ...] = ()  # BU
+    unavailable_items: tuple[str, ...] = ()  # CD
+    expires: dt.date | None = None  # PA (BW or PE on some servers)
+    email: str = ""
+    phone: str = ""
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> PatronInfo:
+        """Read a 64; never raises."""
+        expires = None
+        for code in ("PA", "BW", "PE"):
+            when = _date(message.get(code), tz)
+            if when is not None:
+                expires = when.date()
+                break
+        return cls(
+            **_patron_common(message),
+            holds=message.number("hold_items_count"),
+            overdue=message.number("overdue_items_count"),
+            charged=message.number("charged_items_count"),
+            fines=message.number("fine_items_count"),
+            recalls=message.number("recall_items_count"),
+            unavailable_holds=message.number("unavailable_holds_count"),
+            hold_limit=_int(message.get("BZ")),
+            overdue_limit=_int(message.get("CA")),
+            charged_limit=_int(message.get("CB")),
+            hold_items=_texts(message, "AS"),
+            overdue_items=_texts(message, "AT"),
+            charged_items=_texts(message, "AU"),
+            fine_items=_texts(message, "AV"),
+            recall_items=_texts(message, "BU"),
+            unavailable_items=_texts(message, "CD"),
+            expires=expires,
+            email=message.get("BE"),
+            phone=message.get("BF"),
+        )
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """12 checkout response. `due` is None when AH is blank or unreadable; `due_text` keeps it raw."""
+
+    ok: bool = False
+    renewal_ok: bool = False  # the item was already on loan to this patron and has been renewed
+    patron: str = ""
+    item: str = ""
+    title: str = ""
+    due: dt.datetime | None = None
+    due_text: str = ""
+    fee_amount: float | None = None
+    screen_messages: tuple[str, ...] = ()
+    print_lines: tuple[str, ...] = ()
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> CheckoutResult:
+        """Read a 12 (or a 30); never raises."""
+        due_text = message.get("AH")
+        return cls(
+            ok=_fixed(message, "ok") == "1",
+            renewal_ok=_yes(_fixed(message, "renewal_ok")),
+            patron=message.get("AA"),
+            item=message.get("AB"),
+            title=message.get("AJ"),
+            due=_date(due_text, tz),
+            due_text=due_text,
+            fee_amount=_amount(message.get("BV")),
+            screen_messages=_texts(message, "AF"),
+            print_lines=_texts(message, "AG"),
+        )
+
+
+@dataclass(frozen=True)
+class RenewResult(CheckoutResult):
+    """30 renew response (the same layout as a checkout response)."""
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    """10 checkin response. `alert` means: do not reshelve (a hold for someone else, a transit)."""
+
+    ok: bool = False
+    alert: bool = False
+    alert_type: str = ""  # CV: 01 hold here, 02 hold elsewhere, 04 send to another branch...
+    item: str = ""
+    title: str = ""
+    patron: str = ""  # AA: whose loan it was, when the server says
+    permanent_location: str = ""
+    sort_bin: str = ""
+    destination: str = ""  # CT
+    screen_messages: tuple[str, ...] = ()
+    print_lines: tuple[str, ...] = ()
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> CheckinResult:
+        """Read a 10; never raises."""
+        return cls(
+            ok=_fixed(message, "ok") == "1",
+            alert=_yes(_fixed(message, "alert")),
+            alert_type=message.get("CV"),
+            item=message.get("AB"),
+            title=message.get("AJ"),
+            patron=message.get("AA"),
+            permanent_location=message.get("AQ"),
+            sort_bin=message.get("CL"),
+            destination=message.get("CT"),
+            screen_messages=_texts(message, "AF"),
+            print_lines=_texts(message, "AG"),
+        )
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """18 item information: the tool for settling an unknown outcome (04 = on loan)."""
+
+    item: str = ""
+    title: str = ""
+    circulation_status: str = ""  # the two-digit code ("03" available, "04" charged...)
+    circulation_status_name: str = ""
+    due: dt.datetime | None = None
+    due_text: str = ""
+    hold_queue_length: int | None = None
+    owner: str = ""
+    current_location: str = ""
+    permanent_location: str = ""
+    screen_messages: tuple[str, ...] = ()
+
+    @classmethod
+    def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> ItemInfo:
+        """Read an 18; never raises."""
+        code = _fixed(message, "circulation_status").strip()
+        due_text = message.get("AH")
+        return cls(
+            item=message.get("AB"),
+            title=message.get("AJ"),
+            circulation_status=code,
+            circulation_status_name=CIRCULATION_STATUS.get(code, "unknown" if code else ""),
+            due=_date(due_text, tz),
+            due_text=due_text,
+            hold_queue_length=_int(message.get("CF")),
+            owner=message.get("BG"),
+            current_location=message.get("AP"),
+            permanent_location=message.get("AQ"),
+            screen_messages=_texts(message, "AF"),
+        )

@@ -1,0 +1,208 @@
+"""The kiosk's online path: the real kiosk, the real SIP2 client, the demo ILS over loopback TCP.
+
+Faults are injected in the demo ILS (silence, a dropped reply, a server that is down), so the
+kiosk's own code (client, library backend, shell) runs exactly as it would against a real ILS.
+"""
+
+import dataclasses
+import logging
+
+import pytest
+
+from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
+from kiosk.clock import FakeClock
+from kiosk.config import Config, LibrarySection, Sip2Section
+from kiosk.rules import Reason
+from sync.demo_ils import DemoIls, loans_report, seed_demo
+
+GOOD, FINED, AT_LIMIT = "11110100000001", "11110100000002", "11110100000003"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def ils(tmp_path, clock):
+    path = tmp_path / "ils.db"
+    seed_demo(path, clock)
+    with DemoIls(path, clock=clock) as server:
+        server.start()
+        server.db_path = path
+        yield server
+
+
+def ils_loans(ils) -> dict:
+    return {row["item"]: row for row in loans_report(ils.db_path)["loans"]}
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock, ils):
+    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
+                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3, backoff_initial_s=5))
+    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
+    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
+    k.start()
+    yield k
+    k.close()
+
+
+def login(k, uid="04A1B2C3", pin="1234"):
+    k.devices.card_reader.present(bytes.fromhex(uid))
+    k.pump()
+    for d in pin:
+        k.tap(f"pin:{d}")
+    k.tap("pin-ok")
+
+
+def choose(k, item):
+    k.tap("borrow")
+    k.tap(f"item:{item}")
+    k.tap("confirm")
+
+
+def test_a_loan_is_made_at_the_ils_before_the_door_opens(kiosk, ils):
+    login(kiosk)
+    assert kiosk.state.screen == "menu" and kiosk.state.member.name == "김민준"
+    choose(kiosk, "EM0000000003")
+    assert kiosk.devices.locks.unlocked() == [3]
+    assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
+    kiosk.devices.locks.open_door(3)
+    kiosk.devices.locks.close_door(3)
+    kiosk.pump()
+    assert kiosk.state.screen == "receipt"
+    [event] = kiosk.store.outbox()
+    assert event["state"] == "delivered"  # never to be sent again: it would become a renewal
+
+
+def test_the_ils_verdict_at_login_is_shown_with_its_own_words(kiosk):
+    login(kiosk, uid="04A1B2C4")  # member 2: unpaid fines
+    kiosk.tap("borrow")
+    notice = kiosk.state.notice
+    assert kiosk.state.screen == "error" and notice.reason is Reason.FINES
+    assert notice.detail("amount") == "3500"
+    assert notice.detail("message")  # the ILS's screen message travels with the friendly reason
+
+
+def test_a_refused_checkout_is_explained(kiosk, ils):
+    login(kiosk, uid="04A1B2C5")  # member 3: at the per-library limit of 5
+    kiosk.tap("borrow")
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason is Reason.LIBRARY_LIMIT
+    assert kiosk.state.notice.detail("limit") == "5"
+
+
+def test_a_wrong_pin_is_refused_by_the_ils(kiosk):
+    login(kiosk, pin="9999")
+    assert kiosk.state.screen == "pin" and kiosk.state.notice.reason is Reason.WRONG_PIN
+
+
+def test_a_silent_ils_gets_a_clear_message_and_lends_nothing(kiosk, ils):
+    login(kiosk)
+    ils.faults.silent = True
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.screen == "error"
+    assert kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+    assert kiosk.devices.locks.unlocked() == []
+    assert kiosk.store.open_loan("EM0000000003") is None
+
+
+def test_a_checkout_whose_answer_is_lost_is_taken_back(kiosk, ils):
+    login(kiosk)
+    ils.faults.drop_after = 10  # the ILS lends, then the reply is cut short
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+    assert kiosk.devices.locks.unlocked() == []
+    assert "EM0000000003" not in ils_loans(ils)  # reconciled with 17, checked back in
+    assert kiosk.store.outbox("pending") == []  # settled now: nothing left to send
+
+
+def test_an_ils_that_is_down_at_login_is_said_so(kiosk, ils):
+    ils.faults.down = True
+    login(kiosk)
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+
+
+def test_a_return_reaches_the_ils_and_a_reserved_book_goes_to_staff(kiosk, ils):
+    login(kiosk)
+    choose(kiosk, "EM0000000001")
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    kiosk.tap("logout")
+    kiosk.tap("return")
+    kiosk.devices.scanner.show("EM0000000026")  # never in this kiosk; on loan, reserved by member 9
+    kiosk.pump()
+    assert kiosk.state.screen == "open-door"
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    assert kiosk.state.screen == "receipt"
+    assert "EM0000000026" not in ils_loans(ils)
+    assert kiosk.store.staff_slots()[0]["slot"] == 1
+    assert "EM0000000026" not in [line.item for line in kiosk.store.shelf()]
+
+
+def test_a_return_while_the_ils_is_silent_is_kept_for_later(kiosk, ils):
+    login(kiosk)
+    choose(kiosk, "EM0000000001")
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    kiosk.tap("logout")
+    ils.faults.silent = True
+    kiosk.tap("return")
+    kiosk.devices.scanner.show("EM0000000001")
+    kiosk.pump()
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    assert kiosk.state.screen == "receipt"  # the patron's part is done
+    assert [e["kind"] for e in kiosk.store.outbox("pending")] == ["checkin"]
+    assert "EM0000000001" in ils_loans(ils)  # the ILS does not know yet
+
+
+def test_renewal_from_my_loans(kiosk, ils):
+    login(kiosk, uid="04A1B2C5")  # member 3 has five loans
+    kiosk.tap("my-loans")
+    assert len(kiosk.state.loans) == 5
+    first = kiosk.state.loans[0]
+    kiosk.tap(f"renew:{first.item}")
+    renewed = next(line for line in kiosk.state.loans if line.item == first.item)
+    assert renewed.renewed and renewed.due > first.due
+    assert ils_loans(ils)[first.item]["renewals"] == 1
+
+
+def test_a_reserved_book_cannot_be_renewed(kiosk):
+    login(kiosk, uid="04A1B2C5")
+    kiosk.tap("my-loans")
+    kiosk.tap("renew:EM0000000026")  # member 9 is waiting for it
+    assert kiosk.state.screen == "my-loans"
+    assert kiosk.state.notice.reason is Reason.RENEWAL_REFUSED
+
+
+def test_logout_ends_the_ils_session(kiosk, ils):
+    login(kiosk)
+    kiosk.tap("logout")
+    log = loans_report(ils.db_path)["log"]
+    assert kiosk.state.screen == "idle"
+    assert all(entry["action"] != "checkout" for entry in log)
+
+
+def test_nothing_private_reaches_the_logs(kiosk, ils, caplog):
+    caplog.set_level(logging.DEBUG)
+    login(kiosk)
+    ils.faults.silent = True
+    choose(kiosk, "EM0000000003")
+    text = caplog.text
+    for secret in (GOOD, "1234", DEMO_SIP_PASSWORD, "04A1B2C3"):
+        assert secret not in text
+
+
+def test_sip2_settings_follow_the_config():
+    config = Config(sip2=dataclasses.replace(Sip2Section(), terminator="CRLF", encoding="cp949",
+                                             checksum_receive="either", error_detection=False))
+    settings = sip2_settings(config, password="x")
+    assert settings.dialect.terminator == "\r\n" and settings.dialect.encoding == "cp949"
+    assert settings.dialect.checksum_mode == "either" and not settings.dialect.error_detection

@@ -1,0 +1,135 @@
+"""The technician's SIP2 commands: `kiosk sip2 decode|ping` and `kiosk ils serve|loans`."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from kiosk.cli import main
+from kiosk.clock import FakeClock
+from sync.demo_ils import DemoIls, seed_demo
+from sync.sip2 import Dialect, FrameReader, decode, encode, make
+
+
+def test_decode_prints_one_json_object_per_frame(tmp_path, capsys):
+    frames = tmp_path / "frames.txt"
+    frames.write_bytes(b"941AY0AZFDFD\r\n"
+                       b"9300CNLoginUserID|COLoginPassword|CPLocationCode|AY5AZEC7B\n"
+                       b"\n"
+                       b"9300CNuser_id|COpassw0rd|AY1AZF595\n")
+    assert main(["sip2", "decode", str(frames)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [obj["name"] for obj in lines] == ["login_response", "login", "login"]
+    assert [obj["checksum_ok"] for obj in lines] == [True, True, False]
+    assert lines[1]["fixed"] == {"uid_algorithm": "0", "pwd_algorithm": "0"}
+    fields = {f["id"]: f["value"] for f in lines[1]["fields"]}
+    assert fields["CN"] == "LoginUserID" and fields["CO"] == "***"  # a password is never printed
+
+
+def test_decode_reports_a_bad_line_and_goes_on(tmp_path, capsys):
+    frames = tmp_path / "frames.txt"
+    frames.write_bytes(b"hello\n941AY0AZFDFD\n")
+    assert main(["sip2", "decode", str(frames)]) == 1
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["line"] == 1 and "error" in first
+    assert second["name"] == "login_response"
+
+
+@pytest.fixture
+def demo_ils(tmp_path):
+    clock = FakeClock()
+    path = tmp_path / "ils.db"
+    seed_demo(path, clock)
+    with DemoIls(path, clock=clock) as server:
+        server.start()
+        yield server, path
+
+
+def write_config(tmp_path, port, password="kiosk-demo", mode=0o600):
+    (tmp_path / "sip2-secrets.toml").write_text(f'password = "{password}"\n')
+    (tmp_path / "sip2-secrets.toml").chmod(mode)
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[library]\nbackend = "sip2"\nseed = ""\n[sip2]\nhost = "127.0.0.1"\nport = {port}\n'
+                      'response_timeout_s = 2\nconnect_timeout_s = 2\n')
+    return config
+
+
+def test_ping_logs_in_and_prints_the_status(demo_ils, tmp_path, capsys):
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1])
+    assert main(["sip2", "ping", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "OK in" in out and "institution 111101" in out and "checkout" in out
+
+
+def test_ping_says_why_it_failed(demo_ils, tmp_path, capsys):
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1], password="wrong")
+    assert main(["sip2", "ping", "--config", str(config)]) == 1
+    assert "FAILED" in capsys.readouterr().err
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    config = write_config(tmp_path, free)
+    assert main(["sip2", "ping", "--config", str(config)]) == 1
+    assert "FAILED" in capsys.readouterr().err
+
+
+def test_ping_refuses_a_secrets_file_others_can_read(demo_ils, tmp_path, capsys):
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1], mode=0o644)
+    assert main(["sip2", "ping", "--config", str(config)]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    assert main(["config", "check", str(config)]) == 1
+
+
+def test_ils_loans_json(demo_ils, capsys):
+    _, path = demo_ils
+    assert main(["ils", "loans", "--db", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    loans = {loan["item"]: loan for loan in report["loans"]}
+    assert loans["EM0000000025"]["patron"] == "11110100000003"
+    assert {"item", "title", "patron", "checked_out_at", "due", "renewals"} <= set(loans["EM0000000025"])
+    assert main(["ils", "loans", "--db", str(path)]) == 0
+    assert "EM0000000025" in capsys.readouterr().out
+
+
+def test_ils_serve_runs_until_sigterm(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "served.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "ils", "serve", "--db", str(db), "--port", str(port),
+         "--terminator", "CRLF"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert "seeded" in proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()  # listening from here on
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            login = make("login", uid_algorithm="0", pwd_algorithm="0",
+                         fields=[("CN", "kiosk"), ("CO", "kiosk-demo"), ("CP", "")])
+            conn.sendall(encode(login, Dialect(), sequence=0))
+            reader, frames = FrameReader(), []
+            while not frames:
+                frames = reader.feed(conn.recv(4096))
+            assert decode(frames[0]).flag("ok")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_ils_commands_explain_a_file_that_is_not_theirs(tmp_path, capsys):
+    other = tmp_path / "other.db"
+    other.write_bytes(b"this is not a database at all" * 100)
+    assert main(["ils", "loans", "--db", str(other)]) == 1
+    assert "kiosk ils loans:" in capsys.readouterr().err
+    assert main(["ils", "serve", "--db", str(other), "--port", "0"]) == 1
+    assert "kiosk ils serve:" in capsys.readouterr().err
