@@ -55,6 +55,11 @@ def build_devices(config: Config) -> Devices:
     )
 
 
+# Effects that may wait on the library system (a network round trip, or a timeout).
+_ASKS_THE_LIBRARY = (s.LookUpMember, s.VerifyPin, s.LoadLoans, s.CheckOut, s.PrepareReturn, s.Renew,
+                     s.RecordDoorJob)
+
+
 class Kiosk:
     """One kiosk: session state, store, library, devices and (optionally) a display."""
 
@@ -184,6 +189,9 @@ class Kiosk:
     # -- effects out
 
     def _execute(self, effect: s.Effect) -> s.Event | None:
+        if self.display is not None and isinstance(effect, _ASKS_THE_LIBRARY):
+            # The answer may take up to the response timeout: show "please wait" first.
+            self.render()
         at = self._now()
         try:
             return self._dispatch(effect, at)
