@@ -9,6 +9,7 @@ back as events.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -26,7 +27,7 @@ from drivers import registry
 from drivers.base import CardRead, CodeRead, DeviceError, DeviceEvent, DoorChanged
 from kiosk import session as s
 from kiosk.clock import Clock, boot_id
-from kiosk.config import Config
+from kiosk.config import Config, Sip2Section
 from kiosk.identifiers import mask
 from kiosk.library import Library, LibraryUnavailable, OutcomeUnknown
 from kiosk.local_library import LocalLibrary, seed_demo
@@ -57,7 +58,7 @@ def build_devices(config: Config) -> Devices:
 
 # Effects that may wait on the library system (a network round trip, or a timeout).
 _ASKS_THE_LIBRARY = (s.LookUpMember, s.VerifyPin, s.LoadLoans, s.CheckOut, s.PrepareReturn, s.Renew,
-                     s.RecordDoorJob)
+                     s.RecordDoorJob, s.CancelDoorJob, s.EndSession)
 
 
 class Kiosk:
@@ -132,6 +133,12 @@ class Kiosk:
         self._started = False
 
     def _recover_door_jobs(self) -> None:
+        for row in self.store.asking_door_jobs():
+            # Cut off while asking the library for a loan: the door never opened.
+            job = s.DoorJob(id=row["id"], kind="loan", slot=row["slot"], item=row["item"], title=row["item"],
+                            member_id=row["member_id"], ils_done=True)
+            self.store.cancel_door_job(job.id, "interrupted while asking the library", self.clock.now())
+            self._undo_checkout(job)
         for row in self.store.pending_door_jobs():
             item = self.store.item(row["item"])
             job = s.DoorJob(
@@ -232,6 +239,8 @@ class Kiosk:
                 store.begin_door_job(effect.job, self.clock.now())
             except StoreError as exc:
                 log.error("door job not committed, door stays locked: %s", exc)
+                self._guarded(lambda: store.cancel_door_job(effect.job.id, "not committed", self.clock.now()))
+                self._undo_checkout(effect.job)
                 return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
             return s.DoorJobCommitted(job=effect.job, at=at)
         if isinstance(effect, s.Unlock):
@@ -267,24 +276,29 @@ class Kiosk:
     def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
         if self.store.slot_contents(effect.slot) != effect.item:
             return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
-        try:
-            answer = self.library.check_out(effect.member_id, effect.item)
-        except OutcomeUnknown:
-            # The library may have lent it, but the door stays shut: queue taking it back.
-            unsure = s.DoorJob(id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
-                               title=effect.item, member_id=effect.member_id, ils_done=True)
-            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
-            self._guarded(lambda: self.store.record_undo_checkout(unsure, stamp))
-            raise
-        if answer.refusal is not None or answer.due is None:
-            return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
         item = self.store.item(effect.item)
         job = s.DoorJob(
             id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
-            title=item.title if item else effect.item, member_id=effect.member_id, due=answer.due,
-            ils_done=answer.committed,
+            title=item.title if item else effect.item, member_id=effect.member_id, ils_done=True,
         )
-        return s.DoorJobReady(job=job, at=at)
+        # On disk before the library is asked: a power cut from here on leaves a trace that the
+        # next start settles (the library may have lent a book that never left its locker).
+        self.store.note_asking(job, self.clock.now())
+        try:
+            answer = self.library.check_out(effect.member_id, effect.item)
+        except OutcomeUnknown:
+            # The library may have lent it, but the door stays shut: take it back (or queue that).
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "no answer from the library",
+                                                             self.clock.now()))
+            self._undo_checkout(job)
+            raise
+        except Exception:
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "library unavailable", self.clock.now()))
+            raise
+        if answer.refusal is not None or answer.due is None:
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "refused", self.clock.now()))
+            return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
+        return s.DoorJobReady(job=dataclasses.replace(job, due=answer.due, ils_done=answer.committed), at=at)
 
     def _undo_checkout(self, job: s.DoorJob) -> None:
         """The door of a loan the library already recorded never opened: take the loan back."""
@@ -325,6 +339,7 @@ class Kiosk:
             job = self.state.job
             if job is not None:
                 self._guarded(lambda: self.store.cancel_door_job(job.id, "unlock failed", self.clock.now()))
+                self._undo_checkout(job)
             self._alarm("lock-fault", slot)
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
         return None
@@ -441,11 +456,18 @@ class Kiosk:
         if job is not None and self.state.door in ("unlocking", "unlocked"):
             self._lock(job.slot)
             self._guarded(lambda: self.store.cancel_door_job(job.id, "internal error", self.clock.now()))
+            self._undo_checkout(job)
         elif job is not None and self.state.door in ("open", "recording"):
             # The door opened: the book moved. Record it as a restart would, and tell staff.
             self._lock(job.slot)
             self._record(job)
             self._alarm("recovered-door-job", job.slot)
+        member = self.state.member
+        if member is not None:
+            try:
+                self.library.end_session(member.member_id)  # also forgets the session's PIN
+            except Exception:  # noqa: BLE001 - the reset must finish
+                log.warning("the library session was not ended after the failure")
         self.state = s.initial(self.config.settings(), self._now())
 
 
@@ -496,6 +518,9 @@ def open_library(config: Config, store: Store, clock: Clock, *, sip2: Any = None
     raise ValueError(f"unknown library backend {config.library.backend!r}")
 
 
+DEMO_SIP_PASSWORD = "kiosk-demo"  # the demo ILS's account (user "kiosk"); a demo, not a secret
+
+
 class DemoLibrarySystem:
     """The demo's own ILS: a SIP2 server on loopback with its own database (`kiosk demo`)."""
 
@@ -506,7 +531,12 @@ class DemoLibrarySystem:
         seed_ils(self.db_path, clock)
         self.server = DemoIls(self.db_path, clock=clock).start()
         self._report = loans_report
-        self.settings = sip2_settings(config, host=self.server.address[0], port=self.server.address[1],
+        # The demo ILS's own account and dialect; only the timeouts come from the config.
+        p = config.sip2
+        demo = dataclasses.replace(config, sip2=Sip2Section(
+            connect_timeout_s=p.connect_timeout_s, response_timeout_s=p.response_timeout_s,
+            keepalive_s=p.keepalive_s, send_patron_pin=p.send_patron_pin))
+        self.settings = sip2_settings(demo, host=self.server.address[0], port=self.server.address[1],
                                       password=DEMO_SIP_PASSWORD)
 
     def loans(self) -> list[dict]:
@@ -515,8 +545,6 @@ class DemoLibrarySystem:
     def close(self) -> None:
         self.server.close()
 
-
-DEMO_SIP_PASSWORD = "kiosk-demo"  # the demo ILS's account (user "kiosk"); a demo, not a secret
 
 
 def build(

@@ -290,8 +290,12 @@ def cmd_sip2_decode(args: argparse.Namespace) -> int:
     from sync.sip2.codec import Dialect
     from sync.sip2.tools import decode_lines
 
-    dialect = Dialect(encoding=args.encoding, checksum_mode=args.checksum)
-    source = open(args.file, "rb") if args.file and args.file != "-" else sys.stdin.buffer
+    try:
+        dialect = Dialect(encoding=args.encoding, checksum_mode=args.checksum)
+        source = open(args.file, "rb") if args.file and args.file != "-" else sys.stdin.buffer
+    except (OSError, ValueError, LookupError) as exc:
+        print(f"kiosk sip2 decode: {exc}", file=sys.stderr)
+        return 2
     failed = 0
     try:
         for obj in decode_lines(source, dialect, reveal_secrets=args.reveal_secrets):

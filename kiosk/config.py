@@ -342,6 +342,19 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
         problems.append(Problem("session.inactivity_warning_s",
                                 f"is {s.inactivity_warning_s:g} s, expected less than inactivity_s ({s.inactivity_s:g} s)"))
     p = config.sip2
+    # SIP2's framing is ASCII: the character set must write ASCII as ASCII, and the delimiter
+    # must not be a letter or digit (field ids are) and must be writable in that character set.
+    try:
+        ascii_ok = "AZ09|^\r".encode(p.encoding) == b"AZ09|^\r"
+        delimiter_ok = not p.delimiter.isalnum() and len(p.delimiter.encode(p.encoding)) == 1
+    except (LookupError, UnicodeError):
+        ascii_ok = delimiter_ok = False
+    if not ascii_ok:
+        problems.append(Problem("sip2.encoding", f"found {p.encoding!r}, expected a character set that writes "
+                                                 "ASCII as ASCII (utf-8, cp949, euc-kr, cp850, latin-1, ascii)"))
+    elif not delimiter_ok:
+        problems.append(Problem("sip2.delimiter", f"found {p.delimiter!r}, expected one character that is not "
+                                                  f"a letter or digit and fits in one byte of {p.encoding}"))
     if p.backoff_max_s < p.backoff_initial_s:
         problems.append(Problem("sip2.backoff_max_s",
                                 f"is {p.backoff_max_s:g} s, expected at least backoff_initial_s ({p.backoff_initial_s:g} s)"))

@@ -572,8 +572,8 @@ def _result(s: State, event: Event) -> Step:
         )
         return replace(s, loans=loans, notice=None), ()
     if isinstance(event, Refused):
-        if s.screen == "my-loans" and s.job is None:
-            return replace(s, notice=event.refusal), ()  # shown above the list; the loans stay
+        if s.screen == "my-loans" and s.job is None and s.loans:
+            return replace(s, notice=event.refusal), ()  # a renewal: why, above the list that stays
         if s.screen == "pin" and event.refusal.reason is not Reason.ILS_UNAVAILABLE:
             return _fail(_reset(s, at), event.refusal, at)
         if s.job is not None:

@@ -230,21 +230,47 @@ class Store:
         rows = self.db.execute(
             "SELECT s.slot, i.item, i.title, i.author FROM slots s JOIN items i ON i.item = s.item "
             "WHERE s.in_service = 1 AND s.staff_note IS NULL AND s.slot NOT IN "
-            "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY s.slot"
+            "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
+            # a book whose return (or taken-back loan) has not reached the library yet is not
+            # lent again: a new checkout would overtake the queued checkin there
+            "AND i.item NOT IN (SELECT item FROM outbox WHERE state = 'pending') ORDER BY s.slot"
         ).fetchall()
         return tuple(ShelfItem(*row) for row in rows)
 
     def empty_slot(self) -> int | None:
         row = self.db.execute(
             "SELECT slot FROM slots WHERE item IS NULL AND in_service = 1 AND staff_note IS NULL AND slot NOT IN "
-            "(SELECT slot FROM door_jobs WHERE state = 'pending') ORDER BY slot LIMIT 1"
+            "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) ORDER BY slot LIMIT 1"
         ).fetchone()
         return row[0] if row else None
 
     # -- door jobs: committed before the unlock, finished when the door has closed
 
-    def begin_door_job(self, job: DoorJob, at: dt.datetime) -> None:
+    def note_asking(self, job: DoorJob, at: dt.datetime) -> None:
+        """About to ask the library for this loan: the locker is reserved, and a crash from here
+        on is settled at the next start."""
         with self.transaction() as db:
+            db["door_jobs"].insert(
+                {
+                    "id": job.id, "kind": job.kind, "slot": job.slot, "item": job.item,
+                    "member_id": job.member_id, "state": "asking", "created_at": at.isoformat(),
+                    "ils_done": 1,
+                }
+            )
+
+    def asking_door_jobs(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM door_jobs WHERE state = 'asking' ORDER BY created_at"))
+
+    def begin_door_job(self, job: DoorJob, at: dt.datetime) -> None:
+        """The decision, on disk before the unlock (a job that was `asking` becomes pending)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE door_jobs SET state = 'pending', due = ?, ils_done = ?, created_at = ? "
+                "WHERE id = ? AND state = 'asking'",
+                [job.due.isoformat() if job.due else None, int(job.ils_done), at.isoformat(), job.id],
+            )
+            if cursor.rowcount == 1:
+                return
             db["door_jobs"].insert(
                 {
                     "id": job.id, "kind": job.kind, "slot": job.slot, "item": job.item,
@@ -257,7 +283,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE door_jobs SET state = 'cancelled', finished_at = ?, note = ? "
-                "WHERE id = ? AND state = 'pending'",
+                "WHERE id = ? AND state IN ('pending', 'asking')",
                 [at.isoformat(), reason, job_id],
             )
 

@@ -77,6 +77,8 @@ class Sip2Library:
             log.info("keep-alive: %s", exc)
 
     def close(self) -> None:
+        with self._lock:
+            self._pins.clear()
         self._client.close()
 
     def _call(self, request: Callable[[], T]) -> T:
@@ -100,8 +102,14 @@ class Sip2Library:
         return self._standing(info, credential)
 
     def verify_pin(self, credential: str, pin: str) -> Standing | None:
-        info = self._call(lambda: self._client.patron_information(credential, pin))
-        if info.valid is False or info.pin_ok is not True:
+        info = self._call(lambda: self._client.patron_information(credential, pin, verify_pin=True))
+        pin_ok = info.pin_ok
+        if pin_ok is None and info.valid is not False:
+            # Some servers say nothing of the PIN in 64; 23 patron status must (CQ).
+            pin_ok = self._call(lambda: self._client.patron_status(credential, pin, verify_pin=True)).pin_ok
+            if pin_ok is None:
+                log.warning("the library system does not say whether PINs are right; refusing the login")
+        if info.valid is False or pin_ok is not True:
             return None
         standing = self._standing(info, credential)
         with self._lock:
@@ -125,7 +133,7 @@ class Sip2Library:
             blocked="charge_privileges_denied" in info.flags,
             card_lost="card_reported_lost" in info.flags,
             expires=info.expires,
-            fines_won=int(info.fee_amount or 0),
+            fines_won=_won(info.fee_amount),
             overdue=info.overdue,
             loans_here=info.charged,
             loans_network=info.charged,
@@ -147,7 +155,7 @@ class Sip2Library:
         if info.expires is not None and info.expires < self.today():
             return refusal(Reason.EXPIRED, date=info.expires.isoformat(), message=message)
         if flags & {"excessive_outstanding_fines", "excessive_outstanding_fees"}:
-            details = {"amount": int(info.fee_amount)} if info.fee_amount else {}
+            details = {"amount": _won(info.fee_amount)} if _won(info.fee_amount) else {}
             return refusal(Reason.FINES, message=message, **details)
         if "too_many_items_overdue" in flags:
             return refusal(Reason.OVERDUE, count=info.overdue or "", message=message)
@@ -186,10 +194,14 @@ class Sip2Library:
             return False
 
     def cancel_checkout(self, member_id: str, item: str) -> None:
+        """Idempotent: asks 17 first, and checks the item in only when it is on loan."""
+        facts = self._call(lambda: self._client.item_information(item))
+        if facts.circulation_status not in ("04", "05"):
+            return  # the loan never happened, or has been taken back already
         result = self._call(lambda: self._client.checkin(item, return_date=self._clock.now()))
         if not result.ok:
-            raise LibraryUnavailable("the library refused to take back a loan whose door never opened: "
-                                     + " ".join(result.screen_messages))
+            # The library's words may name people: they go to staff with the queued event, not here.
+            raise LibraryUnavailable("the library refused to take back a loan whose door never opened")
 
     def _why_not(self, member_id: str, item: str, result: CheckoutResult) -> Refusal:
         message = " ".join(result.screen_messages)
@@ -224,8 +236,8 @@ class Sip2Library:
 
     def item(self, item: str) -> ItemFacts | None:
         info = self._call(lambda: self._client.item_information(item))
-        if not info.title or info.circulation_status in ("", "01") and not info.title.strip():
-            return None
+        if not info.title.strip():
+            return None  # servers answer an unknown item with a blank title
         return ItemFacts(item=info.item or item, title=info.title)
 
     def loans(self, member_id: str) -> tuple[LoanLine, ...]:
@@ -242,6 +254,13 @@ class Sip2Library:
             lines.append(LoanLine(item, facts.title or item, due, overdue=late))
         lines.sort(key=lambda line: (line.due or dt.date.max, line.item))
         return tuple(lines)
+
+
+def _won(amount: float | None) -> int:
+    """A fee amount as whole won; nonsense (negative, not finite, absurd) reads as 0."""
+    if amount is None or amount != amount or amount in (float("inf"), float("-inf")):
+        return 0
+    return max(0, min(int(amount), 10**12))
 
 
 _DATE = re.compile(r"(\d{4})[-./](\d{1,2})[-./](\d{1,2})")

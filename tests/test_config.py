@@ -179,3 +179,12 @@ def test_broken_secrets_files_say_what_is_wrong(tmp_path, content, expected):
     with pytest.raises(SecretsError) as info:
         load_secrets(config)
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[sip2]\nencoding = "utf-16"\n', "sip2.encoding"),
+    ('[sip2]\ndelimiter = "A"\n', "sip2.delimiter"),
+    ('[sip2]\nencoding = "ascii"\ndelimiter = "é"\n', "sip2.delimiter"),
+])
+def test_a_character_set_or_delimiter_sip2_cannot_frame_is_refused(text, key):
+    assert key in problems(text)

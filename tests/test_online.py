@@ -182,17 +182,152 @@ def test_a_reserved_book_cannot_be_renewed(kiosk):
     assert kiosk.state.notice.reason is Reason.RENEWAL_REFUSED
 
 
-def test_logout_ends_the_ils_session(kiosk, ils):
+def test_logout_ends_the_ils_session(kiosk, monkeypatch):
+    ended = []
+    client = kiosk.library.client
+    real = client.end_session
+    monkeypatch.setattr(client, "end_session", lambda patron, pin=None: ended.append(real(patron, pin)))
     login(kiosk)
     kiosk.tap("logout")
-    log = loans_report(ils.db_path)["log"]
     assert kiosk.state.screen == "idle"
-    assert all(entry["action"] != "checkout" for entry in log)
+    assert ended == [True]  # 35 sent, and the ILS confirmed with 36
+
+
+def test_a_lock_that_does_not_open_takes_the_ils_loan_back(kiosk, ils, monkeypatch):
+    from drivers.base import DeviceError
+
+    def jammed(slot):
+        raise DeviceError("no answer from the lock board")
+
+    monkeypatch.setattr(kiosk.devices.locks, "unlock", jammed)
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.notice.reason is Reason.LOCK_FAULT
+    assert "EM0000000003" not in ils_loans(ils)
+    assert kiosk.store.slot_contents(3) == "EM0000000003"
+
+
+def test_a_decision_that_cannot_be_committed_takes_the_ils_loan_back(kiosk, ils, monkeypatch):
+    from kiosk.store import StoreError
+
+    def full_disk(job, at):
+        raise StoreError("database write failed: disk I/O error")
+
+    monkeypatch.setattr(kiosk.store, "begin_door_job", full_disk)
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.notice.reason is Reason.STORE_FAULT
+    assert kiosk.devices.locks.unlocked() == []
+    assert "EM0000000003" not in ils_loans(ils)
+
+
+def test_a_power_cut_while_asking_the_ils_is_settled_at_the_next_start(tmp_path, clock, ils, monkeypatch):
+    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
+                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3))
+    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
+    first = build(config, clock=clock, db_path=tmp_path / "k.db", sip2=settings)
+    first.start()
+    login(first)
+
+    class PowerCut(BaseException):
+        pass
+
+    real = first.library.client.checkout
+
+    def lend_then_die(*args, **kwargs):
+        real(*args, **kwargs)  # the ILS lends...
+        raise PowerCut  # ...and the kiosk dies before it hears the answer
+
+    monkeypatch.setattr(first.library.client, "checkout", lend_then_die)
+    with pytest.raises(PowerCut):
+        choose(first, "EM0000000003")
+    assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
+    first.library.client.close()
+    first.store.close()
+    again = build(config, clock=clock, db_path=tmp_path / "k.db", sip2=settings)
+    again.start()
+    try:
+        assert "EM0000000003" not in ils_loans(ils)  # taken back: the book never left
+        assert again.store.asking_door_jobs() == []
+        assert "EM0000000003" in [line.item for line in again.store.shelf()]
+    finally:
+        again.close()
+
+
+def test_a_book_reserved_for_someone_else_is_refused_as_such(kiosk, ils, clock):
+    from sync.demo_ils import place_hold
+
+    place_hold(ils.db_path, "EM0000000003", "11110100000009", clock=clock)
+    login(kiosk)
+    choose(kiosk, "EM0000000003")
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.ON_HOLD
+    assert kiosk.state.notice.detail("message")
+    assert kiosk.devices.locks.unlocked() == []
+
+
+def test_a_return_the_ils_refuses_is_a_dead_letter_for_staff(kiosk, ils):
+    login(kiosk)
+    choose(kiosk, "EM0000000001")
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    kiosk.tap("logout")
+    kiosk.library.client.checkin("EM0000000001")  # someone checked it in at the desk meanwhile
+    kiosk.tap("return")
+    kiosk.devices.scanner.show("EM0000000001")
+    kiosk.pump()
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    assert kiosk.state.screen == "receipt"  # the patron's part is done
+    dead = kiosk.store.outbox("dead")
+    assert [e["kind"] for e in dead] == ["checkin"] and dead[0]["last_error"]
+    assert "checkin-refused" in [a["kind"] for a in kiosk.store.alarms()]
+
+
+def test_my_loans_with_the_ils_silent_says_so_instead_of_an_empty_list(kiosk, ils):
+    login(kiosk)
+    ils.faults.silent = True
+    kiosk.tap("my-loans")
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+
+
+def test_login_works_when_pins_are_not_sent_with_every_request(tmp_path, clock, ils):
+    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
+                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3, send_patron_pin=False))
+    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
+    k = build(config, clock=clock, db_path=tmp_path / "k.db", sip2=settings)
+    k.start()
+    try:
+        login(k)
+        assert k.state.screen == "menu"
+        k.tap("logout")
+        login(k, pin="9999")
+        assert k.state.screen == "pin" and k.state.notice.reason is Reason.WRONG_PIN
+    finally:
+        k.close()
 
 
 def test_nothing_private_reaches_the_logs(kiosk, ils, caplog):
     caplog.set_level(logging.DEBUG)
     login(kiosk)
+    choose(kiosk, "EM0000000001")
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    kiosk.tap("confirm")
+    kiosk.tap("my-loans")
+    kiosk.tap("renew:EM0000000001")
+    kiosk.tap("logout")
+    kiosk.tap("return")
+    kiosk.devices.scanner.show("EM0000000026")  # a return with an alert
+    kiosk.pump()
+    kiosk.devices.locks.open_door(1)
+    kiosk.devices.locks.close_door(1)
+    kiosk.pump()
+    login(kiosk)
+    ils.faults.drop_after = 10  # a lost answer and its reconciliation
+    choose(kiosk, "EM0000000003")
     ils.faults.silent = True
     choose(kiosk, "EM0000000003")
     text = caplog.text

@@ -54,7 +54,7 @@ def write_config(tmp_path, port, password="kiosk-demo", mode=0o600):
     (tmp_path / "sip2-secrets.toml").chmod(mode)
     config = tmp_path / "kiosk.toml"
     config.write_text(f'[library]\nbackend = "sip2"\nseed = ""\n[sip2]\nhost = "127.0.0.1"\nport = {port}\n'
-                      'response_timeout_s = 2\nconnect_timeout_s = 2\n')
+                      'response_timeout_s = 0.5\nconnect_timeout_s = 0.5\n')
     return config
 
 

@@ -552,12 +552,10 @@ def _loan_row(c: Canvas, row: pygame.Rect, line, lang: str, *, busy: bool = Fals
     # Right to left: the renew button (not for overdue books), the due date, its label.
     action = pygame.Rect(0, 0, m.px(140), min(row.h - m.px(16), m.px(64)))
     action.midright = (row.right - m.px(20), row.centery)
-    if red:
-        pass
-    elif line.renewed:
+    if line.renewed and not red:
         c.chip(t("loans.renewed", lang), action.center, m.font(17), (222, 244, 230), theme.GREEN,
                anchor="center", icon="check")
-    else:
+    elif not red:
         c.button("renew:" + line.item, action, t("loans.renew", lang), icon="return", size=m.font(20),
                  enabled=not busy)
     due_w = m.px(300)

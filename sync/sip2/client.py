@@ -224,6 +224,7 @@ class Client:
 
     def _open(self) -> Any:
         s = self.settings
+        context = self._tls_context() if s.tls else None  # a bad file is named even with the network down
         try:
             sock = self._connect((s.host, s.port), timeout=s.connect_timeout_s)
         except OSError as exc:
@@ -233,9 +234,9 @@ class Client:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
-        if s.tls:
+        if context is not None:
             try:
-                sock = self._tls_context().wrap_socket(sock, server_hostname=s.host)
+                sock = context.wrap_socket(sock, server_hostname=s.host)
             except ssl.SSLCertVerificationError as exc:
                 sock.close()
                 raise Sip2Unavailable(f"TLS to {s.address} refused: the server's certificate is not trusted "
@@ -317,6 +318,7 @@ class Client:
         sequence = self._sequence
         frame = encode(message, self._dialect, sequence=sequence)
         self._last_activity = self._clock.monotonic()
+        deadline = time.monotonic() + self.settings.response_timeout_s
         try:
             sock.sendall(frame)
         except OSError as exc:
@@ -328,14 +330,13 @@ class Client:
             raise Sip2Unavailable(f"{name}: the connection to {self.settings.address} was lost before "
                                   f"the request went out ({_why(exc)})") from None
         self._sequence = next_sequence(sequence)
-        log.debug("SIP2 sent %s (AY%d)", name, sequence)
         expected = SPECS[message.command].reply
         detect = self._dialect.error_detection
         budget = self.settings.resend_requests
         asked_repeat = False
         while True:
             try:
-                raw = self._read_frame(sock)
+                raw = self._read_frame(sock, deadline)
                 reply = decode(raw, self._dialect)
             except (_NoAnswer, DecodeError) as exc:
                 raise self._unknown(name, str(exc)) from None
@@ -346,8 +347,9 @@ class Client:
                 budget -= 1
                 asked_repeat = True
                 log.info("SIP2 %s: bad checksum in the reply; asking for a repeat (97)", name)
-                if not self._send_quietly(sock, encode(make("97"), self._dialect)):
+                if not self._send_quietly(sock, encode(_REPEAT, self._dialect)):
                     raise self._unknown(name, "the connection was lost while asking for a repeat")
+                deadline = time.monotonic() + self.settings.response_timeout_s
                 continue
             if reply.command == "96":
                 if asked_repeat:
@@ -362,6 +364,7 @@ class Client:
                 if not self._send_quietly(sock, frame):
                     self._drop()
                     raise Sip2Unavailable(f"{name}: the connection was lost before the resend went out")
+                deadline = time.monotonic() + self.settings.response_timeout_s
                 continue
             if reply.command != expected:
                 raise self._unknown(name, f"the server answered with {reply.name} ({reply.command}) "
@@ -375,7 +378,8 @@ class Client:
                 log.warning("SIP2 %s: the server sent more than one reply; reconnecting", name)
                 self._drop()
             self._last_activity = self._clock.monotonic()
-            log.debug("SIP2 received %s", reply.name)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("SIP2 %s (AY%d) answered with %s", name, sequence, reply.name)
             return reply
 
     def _unknown(self, name: str, reason: str) -> OutcomeUnknown:
@@ -391,33 +395,45 @@ class Client:
             return False
         return True
 
-    def _read_frame(self, sock: Any) -> bytes:
-        """The next frame, within the response timeout (one deadline for the whole frame)."""
+    def _read_frame(self, sock: Any, deadline: float) -> bytes:
+        """The next frame before `deadline` (time.monotonic; one deadline for the whole frame, so
+        a trickling server cannot stretch it)."""
         if self._frames:
             return self._frames.popleft()
         timeout = self.settings.response_timeout_s
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _NoAnswer(f"no answer within {timeout:g} s")
-            try:
-                sock.settimeout(remaining)
-                data = sock.recv(_RECV_BYTES)
-            except (socket.timeout, ssl.SSLWantReadError):
-                raise _NoAnswer(f"no answer within {timeout:g} s") from None
-            except OSError as exc:
-                raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
-            if not data:
-                raise _NoAnswer("the server closed the connection")
-            try:
-                frames = self._reader.feed(data)
-            except FrameError:
-                raise _NoAnswer(f"the server sent more than {self._reader.max_frame} bytes without "
-                                f"a frame terminator") from None
-            if frames:
-                self._frames.extend(frames)
-                return self._frames.popleft()
+        # The socket's timeout is the full response timeout between requests: the first recv
+        # needs no settimeout call (this is the hot path); later ones get what is left.
+        first = True
+        try:
+            while True:
+                if not first:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _NoAnswer(f"no answer within {timeout:g} s")
+                    sock.settimeout(remaining)
+                try:
+                    data = sock.recv(_RECV_BYTES)
+                except (socket.timeout, ssl.SSLWantReadError):
+                    raise _NoAnswer(f"no answer within {timeout:g} s") from None
+                except OSError as exc:
+                    raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
+                if not data:
+                    raise _NoAnswer("the server closed the connection")
+                try:
+                    frames = self._reader.feed(data)
+                except FrameError:
+                    raise _NoAnswer(f"the server sent more than {self._reader.max_frame} bytes without "
+                                    f"a frame terminator") from None
+                if frames:
+                    self._frames.extend(frames)
+                    return self._frames.popleft()
+                first = False
+        finally:
+            if not first:
+                try:
+                    sock.settimeout(timeout)
+                except OSError:
+                    pass
 
     def _peer_gone(self, sock: Any) -> bool:
         """Whether an idle connection is unusable: the server closed it, or sent something unasked.
@@ -454,24 +470,27 @@ class Client:
     def _tz(self) -> dt.tzinfo | None:
         return self._clock.now().tzinfo
 
-    def _pin(self, pin: str | None) -> str | None:
-        return pin if pin is not None and self.settings.send_patron_pin else None
+    def _pin(self, pin: str | None, verify: bool = False) -> str | None:
+        """The PIN to send as AD: always when the request is to verify it, otherwise as configured."""
+        return pin if pin is not None and (verify or self.settings.send_patron_pin) else None
 
     def sc_status(self) -> AcsStatus:
         """99 → 98: the server's status and what it supports."""
         reply = self.exchange(make("sc_status", status_code="0", max_print_width="040", protocol_version="2.00"))
         return AcsStatus.from_message(reply, self._tz())
 
-    def patron_status(self, patron: str, pin: str | None = None) -> PatronStatus:
-        """23 → 24: is this a valid patron (BL), is the PIN right (CQ), what is blocked."""
+    def patron_status(self, patron: str, pin: str | None = None, *, verify_pin: bool = False) -> PatronStatus:
+        """23 → 24: is this a valid patron (BL), is the PIN right (CQ), what is blocked.
+        `verify_pin`: send the PIN even when send_patron_pin is off (a login)."""
         s = self.settings
         reply = self.exchange(make("patron_status", [
-            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password), ("AD", self._pin(pin) or ""),
+            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password),
+            ("AD", self._pin(pin, verify_pin) or ""),
         ], language=s.language, transaction_date=self._now()))
         return PatronStatus.from_message(reply, self._tz())
 
     def patron_information(self, patron: str, pin: str | None = None, *, summary: str | None = None,
-                           start: int = 1, end: int = 50) -> PatronInfo:
+                           start: int = 1, end: int = 50, verify_pin: bool = False) -> PatronInfo:
         """63 → 64: counts, limits and, with `summary` ("charged", "overdue", "hold", "fine",
         "recall", "unavailable_hold"), that list's items `start`..`end`."""
         s = self.settings
@@ -481,7 +500,7 @@ class Client:
                 raise ValueError(f"summary must be one of {sorted(SUMMARY_POSITIONS)}, not {summary!r}")
             marks[SUMMARY_POSITIONS[summary]] = "Y"
         fields: list[tuple[str, str | None]] = [
-            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password), ("AD", self._pin(pin)),
+            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password), ("AD", self._pin(pin, verify_pin)),
         ]
         if summary is not None:
             fields += [("BP", str(max(1, start))), ("BQ", str(max(start, end)))]
@@ -572,6 +591,7 @@ class _Stale(Exception):
     """Internal: the reused connection failed before the request went out; reconnect and retry."""
 
 
+_REPEAT = make("97")
 _SC_STATUS = make("sc_status", status_code="0", max_print_width="040", protocol_version="2.00")
 
 

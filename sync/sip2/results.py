@@ -80,8 +80,27 @@ def _flags(text: str) -> frozenset[str]:
     return frozenset(name for name, mark in zip(PATRON_STATUS_FLAGS, text) if mark.upper() == "Y")
 
 
-def _texts(message: Message, code: str) -> tuple[str, ...]:
-    return tuple(value for value in message.all(code))
+class _Fields:
+    """A reply's variable fields grouped by id in one pass (replies are read field by field)."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, message: Message) -> None:
+        groups: dict[str, list[str]] = {}
+        for code, value in message.fields:
+            if code in groups:
+                groups[code].append(value)
+            else:
+                groups[code] = [value]
+        self._groups = groups
+
+    def get(self, code: str) -> str:
+        """The first value of a field, "" when absent."""
+        values = self._groups.get(code)
+        return values[0] if values else ""
+
+    def all(self, code: str) -> tuple[str, ...]:
+        return tuple(self._groups.get(code, ()))
 
 
 def _fixed(message: Message, name: str) -> str:
@@ -113,7 +132,8 @@ class AcsStatus:
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> AcsStatus:
         """Read a 98; never raises."""
-        bx = message.get("BX")
+        f = _Fields(message)
+        bx = f.get("BX")
         return cls(
             online=_yes(_fixed(message, "online_status")),
             checkin_ok=_yes(_fixed(message, "checkin_ok")),
@@ -124,11 +144,11 @@ class AcsStatus:
             retries_allowed=_int(_fixed(message, "retries_allowed")),
             date_time=_date(_fixed(message, "date_time_sync"), tz),
             protocol_version=_fixed(message, "protocol_version").strip(),
-            institution=message.get("AO"),
-            library_name=message.get("AM"),
+            institution=f.get("AO"),
+            library_name=f.get("AM"),
             supported_messages=frozenset(
                 name for name, mark in zip(SUPPORTED_MESSAGE_POSITIONS, bx) if mark.upper() == "Y"),
-            screen_messages=_texts(message, "AF"),
+            screen_messages=f.all("AF"),
         )
 
 
@@ -148,19 +168,19 @@ class PatronStatus:
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> PatronStatus:
         """Read a 24 (or the common part of a 64); never raises."""
-        return cls(**_patron_common(message))
+        return cls(**_patron_common(message, _Fields(message)))
 
 
-def _patron_common(message: Message) -> dict:
+def _patron_common(message: Message, f: _Fields) -> dict:
     return {
-        "patron": message.get("AA"),
-        "name": message.get("AE"),
-        "valid": _tristate(message.get("BL")),
-        "pin_ok": _tristate(message.get("CQ")),
+        "patron": f.get("AA"),
+        "name": f.get("AE"),
+        "valid": _tristate(f.get("BL")),
+        "pin_ok": _tristate(f.get("CQ")),
         "flags": _flags(_fixed(message, "patron_status")),
-        "fee_amount": _amount(message.get("BV")),
-        "currency": message.get("BH"),
-        "screen_messages": _texts(message, "AF"),
+        "fee_amount": _amount(f.get("BV")),
+        "currency": f.get("BH"),
+        "screen_messages": f.all("AF"),
     }
 
 
@@ -194,32 +214,33 @@ class PatronInfo(PatronStatus):
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> PatronInfo:
         """Read a 64; never raises."""
+        f = _Fields(message)
         expires = None
         for code in ("PA", "BW", "PE"):
-            when = _date(message.get(code), tz)
+            when = _date(f.get(code), tz)
             if when is not None:
                 expires = when.date()
                 break
         return cls(
-            **_patron_common(message),
+            **_patron_common(message, f),
             holds=message.number("hold_items_count"),
             overdue=message.number("overdue_items_count"),
             charged=message.number("charged_items_count"),
             fines=message.number("fine_items_count"),
             recalls=message.number("recall_items_count"),
             unavailable_holds=message.number("unavailable_holds_count"),
-            hold_limit=_int(message.get("BZ")),
-            overdue_limit=_int(message.get("CA")),
-            charged_limit=_int(message.get("CB")),
-            hold_items=_texts(message, "AS"),
-            overdue_items=_texts(message, "AT"),
-            charged_items=_texts(message, "AU"),
-            fine_items=_texts(message, "AV"),
-            recall_items=_texts(message, "BU"),
-            unavailable_items=_texts(message, "CD"),
+            hold_limit=_int(f.get("BZ")),
+            overdue_limit=_int(f.get("CA")),
+            charged_limit=_int(f.get("CB")),
+            hold_items=f.all("AS"),
+            overdue_items=f.all("AT"),
+            charged_items=f.all("AU"),
+            fine_items=f.all("AV"),
+            recall_items=f.all("BU"),
+            unavailable_items=f.all("CD"),
             expires=expires,
-            email=message.get("BE"),
-            phone=message.get("BF"),
+            email=f.get("BE"),
+            phone=f.get("BF"),
         )
 
 
@@ -241,18 +262,19 @@ class CheckoutResult:
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> CheckoutResult:
         """Read a 12 (or a 30); never raises."""
-        due_text = message.get("AH")
+        f = _Fields(message)
+        due_text = f.get("AH")
         return cls(
             ok=_fixed(message, "ok") == "1",
             renewal_ok=_yes(_fixed(message, "renewal_ok")),
-            patron=message.get("AA"),
-            item=message.get("AB"),
-            title=message.get("AJ"),
+            patron=f.get("AA"),
+            item=f.get("AB"),
+            title=f.get("AJ"),
             due=_date(due_text, tz),
             due_text=due_text,
-            fee_amount=_amount(message.get("BV")),
-            screen_messages=_texts(message, "AF"),
-            print_lines=_texts(message, "AG"),
+            fee_amount=_amount(f.get("BV")),
+            screen_messages=f.all("AF"),
+            print_lines=f.all("AG"),
         )
 
 
@@ -280,18 +302,19 @@ class CheckinResult:
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> CheckinResult:
         """Read a 10; never raises."""
+        f = _Fields(message)
         return cls(
             ok=_fixed(message, "ok") == "1",
             alert=_yes(_fixed(message, "alert")),
-            alert_type=message.get("CV"),
-            item=message.get("AB"),
-            title=message.get("AJ"),
-            patron=message.get("AA"),
-            permanent_location=message.get("AQ"),
-            sort_bin=message.get("CL"),
-            destination=message.get("CT"),
-            screen_messages=_texts(message, "AF"),
-            print_lines=_texts(message, "AG"),
+            alert_type=f.get("CV"),
+            item=f.get("AB"),
+            title=f.get("AJ"),
+            patron=f.get("AA"),
+            permanent_location=f.get("AQ"),
+            sort_bin=f.get("CL"),
+            destination=f.get("CT"),
+            screen_messages=f.all("AF"),
+            print_lines=f.all("AG"),
         )
 
 
@@ -314,18 +337,19 @@ class ItemInfo:
     @classmethod
     def from_message(cls, message: Message, tz: dt.tzinfo | None = None) -> ItemInfo:
         """Read an 18; never raises."""
+        f = _Fields(message)
         code = _fixed(message, "circulation_status").strip()
-        due_text = message.get("AH")
+        due_text = f.get("AH")
         return cls(
-            item=message.get("AB"),
-            title=message.get("AJ"),
+            item=f.get("AB"),
+            title=f.get("AJ"),
             circulation_status=code,
             circulation_status_name=CIRCULATION_STATUS.get(code, "unknown" if code else ""),
             due=_date(due_text, tz),
             due_text=due_text,
-            hold_queue_length=_int(message.get("CF")),
-            owner=message.get("BG"),
-            current_location=message.get("AP"),
-            permanent_location=message.get("AQ"),
-            screen_messages=_texts(message, "AF"),
+            hold_queue_length=_int(f.get("CF")),
+            owner=f.get("BG"),
+            current_location=f.get("AP"),
+            permanent_location=f.get("AQ"),
+            screen_messages=f.all("AF"),
         )

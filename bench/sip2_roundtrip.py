@@ -1,0 +1,200 @@
+"""SIP2 round trips per second over loopback: the kiosk's client against the floor a socket allows.
+
+Three figures, measured in the same run on the same request (17 item information, with AY/AZ):
+
+* echo floor: a raw-socket client (one sendall, recv to CR) against a thread that reads to CR
+  and writes back canned reply bytes (the demo ILS's real 18 frame, one copy per AY digit);
+* client → canned: the SIP2 client against that same canned server, so the difference from the
+  floor is the client's own cost (encode, checksums, decode, parse into an ItemInfo);
+* client → demo ILS: the SIP2 client against the demo ILS (its SQLite lookups count too).
+
+Each ratio is a round trip's time divided by the floor's. Target: client → demo ILS ≤ 2×.
+
+    python bench/sip2_roundtrip.py [--requests N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kiosk.clock import SystemClock  # noqa: E402
+from sync.demo_ils import SIP_PASSWORD, SIP_USER, DemoIls, seed_demo  # noqa: E402
+from sync.sip2.client import Client, ClientSettings  # noqa: E402
+from sync.sip2.codec import decode, encode, make  # noqa: E402
+
+ITEM = "EM0000000001"
+
+
+class CannedServer:
+    """Reads frames to CR and answers each with fixed bytes chosen by the request's AY digit
+    (a 93 login gets a canned 94). The least a SIP2 server could possibly do."""
+
+    def __init__(self, replies: dict[int, bytes], login_reply: bytes) -> None:
+        self._replies = replies
+        self._login = login_reply
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        replies, login = self._replies, self._login
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+                while b"\r" in buffer:
+                    frame, _, buffer = buffer.partition(b"\r")
+                    if frame[:2] == b"93":
+                        conn.sendall(login)
+                    else:  # ...AY<d>AZxxxx
+                        conn.sendall(replies[frame[-7] - 48])
+        except OSError:
+            return
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+
+def raw_round_trips(port: int, requests: list[bytes], n: int) -> float:
+    """Seconds per round trip of a bare socket client: sendall, recv until CR."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        count = len(requests)
+        started = time.perf_counter()
+        for i in range(n):
+            sock.sendall(requests[i % count])
+            data = sock.recv(65536)
+            while not data.endswith(b"\r"):
+                data += sock.recv(65536)
+        return (time.perf_counter() - started) / n
+    finally:
+        sock.close()
+
+
+def client_round_trips(client: Client, n: int) -> float:
+    client.item_information(ITEM)  # connect and log in outside the timing
+    started = time.perf_counter()
+    for _ in range(n):
+        client.item_information(ITEM)
+    return (time.perf_counter() - started) / n
+
+
+def serve(db_path: str, pipe) -> None:
+    """The server process: the demo ILS and the canned server, until the parent says stop.
+
+    A separate process, as a real library system is: in one process the servers' threads and the
+    client would take turns on one interpreter lock, which is not what a kiosk sees.
+    """
+    clock = SystemClock()
+    ils = DemoIls(db_path, clock=clock).start()
+    host, port = ils.address
+    requests = [encode(_item_request(clock), sequence=d) for d in range(10)]
+    probe = socket.create_connection((host, port))
+    probe.sendall(encode(make("login", [("CN", SIP_USER), ("CO", SIP_PASSWORD), ("CP", "KIOSK-1")],
+                              uid_algorithm="0", pwd_algorithm="0"), sequence=0))
+    login_reply = probe.recv(4096)
+    replies = {}
+    for d, frame in enumerate(requests):  # the demo ILS's real reply to that request, per AY digit
+        probe.sendall(frame)
+        data = probe.recv(65536)
+        while not data.endswith(b"\r"):
+            data += probe.recv(65536)
+        replies[d] = data
+    probe.close()
+    assert decode(replies[3]).sequence == 3 and decode(replies[3]).command == "18"
+    canned = CannedServer(replies, login_reply)
+    pipe.send((host, port, canned.port, requests))
+    pipe.recv()  # stop
+    canned.close()
+    ils.close()
+
+
+def _item_request(clock: SystemClock):
+    return make("item_information", [("AO", "111101"), ("AB", ITEM), ("AC", "")], transaction_date=clock.now())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="round trips per measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="measurements of each kind; the median is shown")
+    args = parser.parse_args()
+
+    clock = SystemClock()
+    tmp = Path(tempfile.mkdtemp(prefix="sip2-bench-"))
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    server = None
+    try:
+        seed_demo(tmp / "ils.db", clock)
+        server = context.Process(target=serve, args=(str(tmp / "ils.db"), theirs), daemon=True)
+        server.start()
+        host, ils_port, canned_port, requests = ours.recv()
+
+        def settings(port: int) -> ClientSettings:
+            return ClientSettings(host, port, user=SIP_USER, password=SIP_PASSWORD, institution="111101",
+                                  location="KIOSK-1", keepalive_s=0)
+
+        figures: dict[str, list[float]] = {"echo": [], "canned": [], "ils": []}
+        with Client(settings(canned_port), clock=clock) as to_canned, \
+                Client(settings(ils_port), clock=clock) as to_ils:
+            for _ in range(args.rounds):  # interleaved, so that drift hits all three alike
+                figures["echo"].append(raw_round_trips(canned_port, requests, args.requests))
+                figures["canned"].append(client_round_trips(to_canned, args.requests))
+                figures["ils"].append(client_round_trips(to_ils, args.requests))
+    finally:
+        if server is not None:
+            ours.send("stop")
+            server.join(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    floor = statistics.median(figures["echo"])
+    canned = statistics.median(figures["canned"])
+    ils = statistics.median(figures["ils"])
+    print(f"SIP2 round trips over loopback, 17 item information → 18, servers in their own process "
+          f"({args.requests} × {args.rounds}, median)")
+    for per, label in ((floor, "echo floor (raw socket, canned 18)"), (canned, "client → canned 18 server"),
+                       (ils, "client → demo ILS")):
+        print(f"  {label:36s} {1 / per:8.0f} /s  {per * 1e6:7.1f} µs   {per / floor:4.2f}× the floor")
+    print(f"  the client's own cost: {(canned - floor) * 1e6:.1f} µs a request; "
+          f"the demo ILS's handling: {(ils - canned) * 1e6:.1f} µs a request")
+
+
+if __name__ == "__main__":
+    main()
