@@ -9,8 +9,10 @@ Three figures, measured in the same run on the same request (17 item information
 * client → demo ILS: the SIP2 client against the demo ILS (its SQLite lookups count too).
 
 Each ratio is a round trip's time divided by the floor's. Target: client → demo ILS ≤ 2×.
+The servers run in threads of this process (as the floor's echo thread does), or with
+`--separate-process` in a process of their own.
 
-    python bench/sip2_roundtrip.py [--requests N] [--rounds R]
+    python bench/sip2_roundtrip.py [--requests N] [--rounds R] [--separate-process]
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -116,12 +120,8 @@ def client_round_trips(client: Client, n: int) -> float:
     return (time.perf_counter() - started) / n
 
 
-def serve(db_path: str, pipe) -> None:
-    """The server process: the demo ILS and the canned server, until the parent says stop.
-
-    A separate process, as a real library system is: in one process the servers' threads and the
-    client would take turns on one interpreter lock, which is not what a kiosk sees.
-    """
+def start_servers(db_path: str) -> tuple[tuple[str, int, int, list[bytes]], Callable[[], None]]:
+    """The demo ILS and the canned server: (host, ILS port, canned port, requests), and a stop."""
     clock = SystemClock()
     ils = DemoIls(db_path, clock=clock).start()
     host, port = ils.address
@@ -140,10 +140,21 @@ def serve(db_path: str, pipe) -> None:
     probe.close()
     assert decode(replies[3]).sequence == 3 and decode(replies[3]).command == "18"
     canned = CannedServer(replies, login_reply)
-    pipe.send((host, port, canned.port, requests))
-    pipe.recv()  # stop
-    canned.close()
-    ils.close()
+
+    def stop() -> None:
+        canned.close()
+        ils.close()
+
+    return (host, port, canned.port, requests), stop
+
+
+def serve(db_path: str, pipe: Any) -> None:
+    """`--separate-process`: the servers in a process of their own, until the parent says stop
+    (as a real library system is: no interpreter lock shared with the client)."""
+    found, stop = start_servers(db_path)
+    pipe.send(found)
+    pipe.recv()
+    stop()
 
 
 def _item_request(clock: SystemClock):
@@ -154,18 +165,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="round trips per measurement")
     parser.add_argument("--rounds", type=int, default=5, help="measurements of each kind; the median is shown")
+    parser.add_argument("--separate-process", action="store_true",
+                        help="run the servers in another process instead of threads of this one")
     args = parser.parse_args()
 
     clock = SystemClock()
     tmp = Path(tempfile.mkdtemp(prefix="sip2-bench-"))
-    context = multiprocessing.get_context("spawn")
-    ours, theirs = context.Pipe()
-    server = None
+    stop: Callable[[], None] | None = None
     try:
         seed_demo(tmp / "ils.db", clock)
-        server = context.Process(target=serve, args=(str(tmp / "ils.db"), theirs), daemon=True)
-        server.start()
-        host, ils_port, canned_port, requests = ours.recv()
+        if args.separate_process:
+            context = multiprocessing.get_context("spawn")
+            ours, theirs = context.Pipe()
+            process = context.Process(target=serve, args=(str(tmp / "ils.db"), theirs), daemon=True)
+            process.start()
+            host, ils_port, canned_port, requests = ours.recv()
+            stop = lambda: (ours.send("stop"), process.join(10))  # noqa: E731
+        else:
+            (host, ils_port, canned_port, requests), stop = start_servers(str(tmp / "ils.db"))
 
         def settings(port: int) -> ClientSettings:
             return ClientSettings(host, port, user=SIP_USER, password=SIP_PASSWORD, institution="111101",
@@ -179,15 +196,15 @@ def main() -> None:
                 figures["canned"].append(client_round_trips(to_canned, args.requests))
                 figures["ils"].append(client_round_trips(to_ils, args.requests))
     finally:
-        if server is not None:
-            ours.send("stop")
-            server.join(10)
+        if stop is not None:
+            stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     floor = statistics.median(figures["echo"])
     canned = statistics.median(figures["canned"])
     ils = statistics.median(figures["ils"])
-    print(f"SIP2 round trips over loopback, 17 item information → 18, servers in their own process "
+    where = "in another process" if args.separate_process else "in threads of this process"
+    print(f"SIP2 round trips over loopback, 17 item information → 18, servers {where} "
           f"({args.requests} × {args.rounds}, median)")
     for per, label in ((floor, "echo floor (raw socket, canned 18)"), (canned, "client → canned 18 server"),
                        (ils, "client → demo ILS")):

@@ -175,9 +175,23 @@ class Client:
             self._ensure_connected()
 
     def close(self) -> None:
-        """Close the connection (idempotent). The next request reconnects."""
-        with self._lock:
+        """Close the connection (idempotent). The next request reconnects.
+
+        A request in flight in another thread is cut short (it ends in OutcomeUnknown) rather
+        than waited for: shutting down must not hang on a silent server.
+        """
+        if not self._lock.acquire(blocking=False):
+            sock = self._sock
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in recv
+                except OSError:
+                    pass
+            self._lock.acquire()
+        try:
             self._drop()
+        finally:
+            self._lock.release()
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
@@ -227,7 +241,7 @@ class Client:
         context = self._tls_context() if s.tls else None  # a bad file is named even with the network down
         try:
             sock = self._connect((s.host, s.port), timeout=s.connect_timeout_s)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             raise Sip2Unavailable(f"cannot connect to the library system at {s.address}: {_why(exc)}") from None
         try:
             # SIP2 is small request/response frames: Nagle's algorithm would only add latency.
