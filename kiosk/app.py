@@ -32,7 +32,7 @@ from kiosk.identifiers import mask
 from kiosk.library import Library, LibraryUnavailable, OutcomeUnknown
 from kiosk.local_library import LocalLibrary, seed_demo
 from kiosk.rules import Reason, refusal
-from kiosk.store import Item, Stamp, Store, StoreError
+from kiosk.store import Item, Stamp, Store, StoreError, sender_id
 
 log = logging.getLogger("kiosk")
 
@@ -357,7 +357,7 @@ class Kiosk:
             if job.kind == "loan":
                 self.store.record_loan(job, stamp)
             else:
-                event_id = self.store.record_return(job, stamp)
+                event_id = self.store.record_return(job, stamp, claim=sender_id(self._boot_id))
         except StoreError as exc:
             # The door job stays pending on disk: staff and the next start can still settle it.
             log.error("the %s in locker %d was not recorded: %s", job.kind, job.slot, exc)
@@ -372,8 +372,14 @@ class Kiosk:
         library says, the patron's part is done; what needs a person goes to staff."""
         try:
             answer = self.library.check_in(job.item, returned_at)
+        except OutcomeUnknown as exc:
+            # It may have reached the library: the outbox worker asks (17) before resending.
+            log.warning("the return of %s may not have reached the library: %s", job.item, exc)
+            self._guarded(lambda: self.store.mark_unknown_event(event_id, str(exc), self.clock.now()))
+            return
         except LibraryUnavailable as exc:
             log.warning("the return of %s stays queued for the library: %s", job.item, exc)
+            self._guarded(lambda: self.store.release(event_id, "library unavailable", self.clock.now()))
             return
         now = self.clock.now()
         if answer.ok:

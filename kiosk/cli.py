@@ -10,6 +10,8 @@
     kiosk ils loans --db PATH [--json]        the demo library system's loans and circulation log
     kiosk sip2 decode [FILE]                  SIP2 frames (one a line) as JSON, one object a frame
     kiosk sip2 ping [--config PATH]           log in to the ILS, send 99, print the status and timing
+    kiosk sync --once [--config PATH]         deliver queued loans and returns to the ILS, then exit
+    kiosk queue status [--config PATH]        the outbox: events by state, the oldest undelivered
 """
 
 from __future__ import annotations
@@ -333,6 +335,69 @@ def cmd_sip2_ping(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_of(args: argparse.Namespace):
+    from kiosk.store import Store
+
+    config = _load_config(args.config)
+    path = Path(args.db) if args.db else config.database
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no kiosk database here (see [kiosk] data_dir)")
+    return config, Store(path)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from kiosk.app import sip2_settings
+    from kiosk.clock import SystemClock
+    from sync.outbox import OutboxWorker
+    from sync.sip2.client import Client
+
+    try:
+        config, store = _store_of(args)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if config.library.backend != "sip2":
+        print("[library] backend is not \"sip2\": there is no library system to deliver to", file=sys.stderr)
+        store.close()
+        return 1
+    clock = SystemClock(ZoneInfo(config.kiosk.timezone))
+    with store, Client(sip2_settings(config), clock=clock) as client:
+        report = OutboxWorker(store, client, clock, backoff_initial_s=config.sip2.backoff_initial_s,
+                              backoff_max_s=config.sip2.backoff_max_s).drain()
+        print(report)
+        left = store.queue_status()
+    print(_queue_line(left))
+    return 0 if report.dead == 0 and not report.deferred and not report.unknown else 1
+
+
+def _queue_line(status: dict) -> str:
+    counts = status["counts"]
+    parts = ", ".join(f"{counts.get(state, 0)} {state}"
+                      for state in ("pending", "inflight", "unknown", "dead", "delivered"))
+    oldest = status["oldest_undelivered"]
+    return f"outbox: {parts}" + (f"; oldest undelivered from {oldest}" if oldest else "")
+
+
+def cmd_queue_status(args: argparse.Namespace) -> int:
+    try:
+        _, store = _store_of(args)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    with store:
+        status = store.queue_status()
+        dead = store.outbox("dead")
+    if args.json:
+        print(json.dumps({**status, "dead_letters": [
+            {"seq": e["seq"], "kind": e["kind"], "item": e["item"], "reason": e["last_error"]} for e in dead
+        ]}, ensure_ascii=False, indent=2))
+        return 0
+    print(_queue_line(status))
+    for event in dead:
+        print(f"  dead letter #{event['seq']}: {event['kind']} of {event['item']}: {event['last_error']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk", description="Self-service library locker kiosk")
     p.add_argument("-v", "--verbose", action="store_true", help="log more, echo scenario steps")
@@ -390,6 +455,20 @@ def parser() -> argparse.ArgumentParser:
     ping = sip2_sub.add_parser("ping", help="log in to the ILS, send 99, print the status and round trip")
     ping.add_argument("--config", help="config file (default: ./config.toml)")
     ping.set_defaults(func=cmd_sip2_ping)
+
+    sync = sub.add_parser("sync", help="deliver queued loans and returns to the library system")
+    sync.add_argument("--once", action="store_true", required=True,
+                      help="drain the outbox once and exit (the kiosk's own worker comes with the offline release)")
+    sync.add_argument("--config", help="config file (default: ./config.toml)")
+    sync.add_argument("--db", help="the kiosk's database (default: the config's)")
+    sync.set_defaults(func=cmd_sync)
+    queue = sub.add_parser("queue", help="the outbox of events for the library system")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True)
+    status = queue_sub.add_parser("status", help="events by state, the oldest undelivered, dead letters")
+    status.add_argument("--config", help="config file (default: ./config.toml)")
+    status.add_argument("--db", help="the kiosk's database (default: the config's)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_queue_status)
     return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,25 @@ class Stamp:
     wall: dt.datetime
     clock_synced: bool
     boot_id: str
+
+
+def sender_id(boot: str) -> str:
+    """Who is sending an outbox event: this boot and this process."""
+    return f"{boot}:{os.getpid()}"
+
+
+def sender_alive(claim: str, boot: str) -> bool:
+    """Whether the sender that claimed an event is still running (same boot, process alive)."""
+    claimed_boot, _, pid = claim.rpartition(":")
+    if claimed_boot != boot or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
@@ -115,11 +135,20 @@ def _online_ils_v2(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("delivered_at", str)
 
 
-# Each migration runs in the same transaction as the row that records it.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1, _online_ils_v2)
+def _outbox_claims_v3(db: sqlite_utils.Database) -> None:
+    # Who is sending an event right now (boot id and process id): a live sender's event is left
+    # alone; a dead one's is reconciled with the library before anything is sent again.
+    db["outbox"].add_column("claimed_by", str)
 
-# Outbox states: "pending" (to send to the library), "delivered" (the library has it),
-# "dead" (the library refused it: a dead letter for staff, with its reason in last_error).
+
+# Each migration runs in the same transaction as the row that records it.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1, _online_ils_v2, _outbox_claims_v3)
+
+# Outbox states: "pending" (to send to the library), "inflight" (being sent by `claimed_by`),
+# "unknown" (sent, but no answer came: reconcile with item information before anything else),
+# "delivered" (the library has it), "dead" (the library refused it: a dead letter for staff,
+# with its reason in last_error; it holds back later events of the same item).
+_UNSETTLED = "('pending', 'inflight', 'unknown')"
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -233,7 +262,7 @@ class Store:
             "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
             # a book whose return (or taken-back loan) has not reached the library yet is not
             # lent again: a new checkout would overtake the queued checkin there
-            "AND i.item NOT IN (SELECT item FROM outbox WHERE state = 'pending') ORDER BY s.slot"
+            f"AND i.item NOT IN (SELECT item FROM outbox WHERE state IN {_UNSETTLED}) ORDER BY s.slot"
         ).fetchall()
         return tuple(ShelfItem(*row) for row in rows)
 
@@ -332,8 +361,11 @@ class Store:
             )
         return event_id
 
-    def record_return(self, job: DoorJob, stamp: Stamp) -> str:
-        """The returned book is behind a closed door. Returns the outbox event id."""
+    def record_return(self, job: DoorJob, stamp: Stamp, *, claim: str | None = None) -> str:
+        """The returned book is behind a closed door. Returns the outbox event id.
+
+        `claim`: the caller sends the checkin itself right away; the event is in flight for it.
+        """
         event_id = str(uuid.uuid4())
         at = stamp.wall.isoformat()
         with self.transaction() as db:
@@ -350,7 +382,7 @@ class Store:
             )
             self._add_outbox(
                 db, event_id, "checkin", job.item, None,
-                {"transaction_date": at, "return_date": at, "slot": job.slot}, stamp,
+                {"transaction_date": at, "return_date": at, "slot": job.slot}, stamp, claim=claim,
             )
         return event_id
 
@@ -369,14 +401,16 @@ class Store:
     def _add_outbox(
         self, db: sqlite_utils.Database, event_id: str, kind: str, item: str,
         member_id: str | None, payload: dict, stamp: Stamp, *, delivered: bool = False,
+        claim: str | None = None,
     ) -> None:
+        state = "delivered" if delivered else "inflight" if claim else "pending"
         db["outbox"].insert(
             {
                 "event_id": event_id, "kind": kind, "item": item, "member_id": member_id,
                 "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp.wall.isoformat(),
-                "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id,
-                "state": "delivered" if delivered else "pending",
+                "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id, "state": state,
                 "delivered_at": stamp.wall.isoformat() if delivered else None,
+                "claimed_by": claim,
             }
         )
 
@@ -384,8 +418,8 @@ class Store:
         """The library has this event (it answered it online)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1 "
-                "WHERE event_id = ? AND state = 'pending'", [at.isoformat(), event_id],
+                "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
+                f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id],
             )
 
     def mark_dead(self, event_id: str, reason: str, at: dt.datetime) -> None:
@@ -393,9 +427,73 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE outbox SET state = 'dead', last_error = ?, attempts = attempts + 1, "
-                "next_attempt_at = NULL WHERE event_id = ? AND state = 'pending'",
+                f"next_attempt_at = NULL, claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}",
                 [f"{at.isoformat()} {reason}", event_id],
             )
+
+    def release(self, event_id: str, reason: str, at: dt.datetime) -> None:
+        """The sender could not reach the library: nothing was sent, the event waits again."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'pending', claimed_by = NULL, last_error = ? "
+                "WHERE event_id = ? AND state = 'inflight'", [f"{at.isoformat()} {reason}", event_id],
+            )
+
+    # -- the outbox worker's side
+
+    def next_event(self, now: dt.datetime, live: Callable[[str], bool]) -> dict | None:
+        """The next event to deliver: the oldest unsettled one of its item (events of one item go
+        in order; a dead letter holds back the rest), due now, not in a live sender's hands."""
+        rows = self.db.query(
+            f"SELECT * FROM outbox o WHERE state IN {_UNSETTLED} "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.item = o.item AND p.seq < o.seq "
+            "AND p.state != 'delivered') ORDER BY seq",
+            [now.isoformat()],
+        )
+        for row in rows:
+            if row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"]):
+                continue
+            return row
+        return None
+
+    def claim(self, seq: int, claim: str, at: dt.datetime) -> str:
+        """Take an event for sending; returns the state it had ("inflight" then means its last
+        sender died mid-send, which is as good as "unknown")."""
+        with self.transaction() as db:
+            before = db.execute("SELECT state FROM outbox WHERE seq = ?", [seq]).fetchone()[0]
+            db.execute(
+                "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
+                f"next_attempt_at = NULL WHERE seq = ? AND state IN {_UNSETTLED}", [claim, seq],
+            )
+        return before
+
+    def mark_unknown_event(self, event_id: str, reason: str, at: dt.datetime) -> None:
+        seq = self.db.execute("SELECT seq FROM outbox WHERE event_id = ?", [event_id]).fetchone()
+        if seq is not None:
+            self.mark_unknown(seq[0], reason, at)
+
+    def mark_unknown(self, seq: int, reason: str, at: dt.datetime) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'unknown', claimed_by = NULL, last_error = ? WHERE seq = ?",
+                [f"{at.isoformat()} {reason}", seq],
+            )
+
+    def retry_later(self, seq: int, state: str, when: dt.datetime, reason: str, at: dt.datetime) -> None:
+        """Nothing reached the library: back to `state` (pending or unknown), not before `when`."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = ?, claimed_by = NULL, next_attempt_at = ?, last_error = ? "
+                "WHERE seq = ?", [state, when.isoformat(), f"{at.isoformat()} {reason}", seq],
+            )
+
+    def queue_status(self) -> dict:
+        """Counts by state and the oldest undelivered event's time (for staff and technicians)."""
+        counts = dict(self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+        oldest = self.db.execute(
+            f"SELECT MIN(created_at) FROM outbox WHERE state IN {_UNSETTLED}").fetchone()[0]
+        return {"counts": counts, "oldest_undelivered": oldest}
 
     def hold_for_staff(self, slot: int, note: str, at: dt.datetime) -> None:
         """Keep this locker's book off the shelf until staff collect it (held for another member,

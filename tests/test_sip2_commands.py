@@ -133,3 +133,28 @@ def test_ils_commands_explain_a_file_that_is_not_theirs(tmp_path, capsys):
     assert "kiosk ils loans:" in capsys.readouterr().err
     assert main(["ils", "serve", "--db", str(other), "--port", "0"]) == 1
     assert "kiosk ils serve:" in capsys.readouterr().err
+
+
+def test_sync_once_delivers_the_queue_and_queue_status_shows_it(demo_ils, tmp_path, capsys):
+    import datetime as dt
+
+    from kiosk.session import DoorJob
+    from kiosk.store import Item, Stamp, Store
+
+    server, ils_db = demo_ils
+    config = write_config(tmp_path, server.address[1])
+    db = tmp_path / "kiosk.db"
+    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=9)))
+    with Store(db) as store:  # a return recorded while the library was unreachable
+        store.add_items([Item("EM0000000025", "아몬드", "손원평")])
+        store.ensure_slots(2, now)
+        job = DoorJob("r1", "return", 1, "EM0000000025", "아몬드")
+        store.begin_door_job(job, now)
+        store.record_return(job, Stamp(now, True, "b"))
+    assert main(["queue", "status", "--config", str(config), "--db", str(db)]) == 0
+    assert "1 pending" in capsys.readouterr().out
+    assert main(["sync", "--once", "--config", str(config), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "1 delivered" in out and "0 pending" in out
+    assert main(["queue", "status", "--config", str(config), "--db", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"] == {"delivered": 1}

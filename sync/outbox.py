@@ -1,0 +1,167 @@
+"""The outbox worker: delivers recorded loans and returns to the library system, exactly once.
+
+SIP2 has no idempotency key, and Koha and Evergreen turn a repeated checkout into a renewal, so
+the worker never sends blind:
+
+* events of one item go in order; a dead letter holds back the later events of its item;
+* an event is marked in flight (committed) before it is sent;
+* before any checkout or checkin goes out, item information (17) says whether the library
+  already has that state: an event whose earlier attempt got no answer (or whose sender died) is
+  then settled without resending, and a checkout of a copy the library already shows on loan is
+  not replayed (it would become a renewal): it goes to staff as a dead letter;
+* replays carry no block = Y and the original transaction date; checkouts the due date the kiosk
+  gave, checkins the real return date;
+* a library that cannot be reached puts the event back with capped exponential back-off and full
+  jitter, and the drain stops there; no answer after sending marks it unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+
+from kiosk.clock import Clock, boot_id
+from kiosk.store import Store, sender_alive, sender_id
+from sync.sip2.client import Client, OutcomeUnknown, Sip2Unavailable
+from sync.sip2.codec import Sip2Error
+
+log = logging.getLogger("kiosk.outbox")
+
+ON_LOAN = ("04", "05")  # item information: charged (05: charged, no recall before a date)
+DUE_TIME = dt.time(23, 59, 59)
+
+
+@dataclass
+class DrainReport:
+    delivered: int = 0
+    dead: int = 0
+    unknown: int = 0
+    deferred: int = 0
+    stopped: str = "nothing more to send"
+    dead_letters: list[str] = field(default_factory=list)  # event ids
+
+    def __str__(self) -> str:
+        return (f"{self.delivered} delivered, {self.dead} dead letter(s), {self.unknown} unknown, "
+                f"{self.deferred} deferred; stopped: {self.stopped}")
+
+
+class OutboxWorker:
+    """Drains one store's outbox into one library system through a SIP2 client."""
+
+    def __init__(self, store: Store, client: Client, clock: Clock, *, backoff_initial_s: float = 5.0,
+                 backoff_max_s: float = 600.0, rng: random.Random | None = None, boot: str | None = None) -> None:
+        self._store = store
+        self._client = client
+        self._clock = clock
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._rng = rng or random.Random()
+        self._boot = boot if boot is not None else boot_id()
+        self._me = sender_id(self._boot)
+        self._failures = 0
+
+    def __repr__(self) -> str:
+        return f"<OutboxWorker {self._store.path} via {self._client!r}>"
+
+    def drain(self, limit: int | None = None) -> DrainReport:
+        """Deliver events until none is due, the library is unreachable, or `limit` is reached."""
+        report = DrainReport()
+        done = 0
+        while limit is None or done < limit:
+            now = self._clock.now()
+            event = self._store.next_event(now, lambda claim: sender_alive(claim, self._boot))
+            if event is None:
+                return report
+            before = self._store.claim(event["seq"], self._me, now)
+            unsure = before in ("unknown", "inflight")
+            done += 1
+            try:
+                verdict, reason = self._deliver(event, unsure)
+            except OutcomeUnknown as exc:
+                self._store.mark_unknown(event["seq"], str(exc), self._clock.now())
+                report.unknown += 1
+                report.stopped = "the library did not answer"
+                return report
+            except Sip2Error as exc:  # unreachable, login refused, backing off: nothing was sent
+                self._defer(event, "unknown" if unsure else "pending", str(exc))
+                report.deferred += 1
+                report.stopped = f"the library is unavailable ({exc})"
+                return report
+            self._failures = 0
+            at = self._clock.now()
+            if verdict == "delivered":
+                self._store.mark_delivered(event["event_id"], at)
+                report.delivered += 1
+            else:
+                self._store.mark_dead(event["event_id"], reason, at)
+                report.dead += 1
+                report.dead_letters.append(event["event_id"])
+                log.warning("outbox event %s (%s) is a dead letter: %s", event["seq"], event["kind"], reason)
+        report.stopped = f"limit of {limit} reached"
+        return report
+
+    def _defer(self, event: dict, state: str, reason: str) -> None:
+        self._failures += 1
+        initial, ceiling = self._backoff
+        delay = self._rng.uniform(0.0, min(ceiling, initial * 2.0 ** min(self._failures - 1, 32)))
+        now = self._clock.now()
+        self._store.retry_later(event["seq"], state, now + dt.timedelta(seconds=delay), reason, now)
+
+    def _deliver(self, event: dict, unsure: bool) -> tuple[str, str]:
+        """("delivered" or "dead", reason). Raises Sip2Error when the library cannot be asked."""
+        item, kind = event["item"], event["kind"]
+        payload = json.loads(event["payload"] or "{}")
+        facts = self._client.item_information(item)
+        on_loan = facts.circulation_status in ON_LOAN
+        if kind == "checkout":
+            if on_loan:
+                if unsure:
+                    return "delivered", "the library shows it on loan: the earlier attempt went through"
+                return "dead", ("the library already shows this copy on loan; replaying the loan would "
+                                "renew it instead")
+            if not facts.title.strip():
+                return "dead", "the library does not know this item " + " ".join(facts.screen_messages)
+            due = _due(payload.get("due"), self._clock)
+            result = self._client.checkout(
+                event["member_id"], item, no_block=True,
+                transaction_date=_when(payload.get("transaction_date"), self._clock), nb_due=due,
+            )
+            if result.ok:
+                return "delivered", ""
+            return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
+        if kind == "checkin":
+            if not on_loan:
+                return "delivered", "the library shows it returned already"
+            when = _when(payload.get("return_date") or payload.get("transaction_date"), self._clock)
+            result = self._client.checkin(item, no_block=True, transaction_date=when, return_date=when)
+            if result.ok:
+                return "delivered", ""
+            return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
+        return "dead", f"unknown event kind {kind!r}"
+
+
+def _when(text: str | None, clock: Clock) -> dt.datetime:
+    """The event's own time, in the kiosk's zone (the original transaction date is replayed)."""
+    try:
+        when = dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        when = None
+    if when is None:
+        return clock.now()
+    zone = clock.now().tzinfo
+    return when.astimezone(zone) if when.tzinfo and zone else when
+
+
+def _due(text: str | None, clock: Clock) -> dt.datetime | None:
+    try:
+        day = dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if day is None:
+        return None
+    return dt.datetime.combine(day, DUE_TIME, tzinfo=clock.now().tzinfo)
+
+
+__all__ = ["DrainReport", "OutboxWorker", "Sip2Unavailable"]
