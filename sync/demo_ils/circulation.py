@@ -412,27 +412,28 @@ class Circulation:
 
     def _item_information(self, request: Message, behaviour: Behaviour, session: Session) -> Message:
         now = self._now()
-        with db.transaction(self._conn, write=False):
-            item = db.find_item(self._conn, request.get("AB"))
-            loan = db.loan_of(self._conn, item.item) if item else None
-            holds = db.holds_on(self._conn, item.item) if item else []
-        if item is None:
+        standing = db.item_standing(self._conn, request.get("AB"))
+        if standing is None:
             return make("18", [("AO", session.institution), ("AB", request.get("AB")), ("AJ", ""),
                                ("AF", UNKNOWN_ITEM)],
                         circulation_status="01", security_marker="00", fee_type="01", transaction_date=now)
-        if loan is not None:
+        item, due, hold_count, transit_to = standing
+        if due is not None:
             status = "04"
         else:
-            status = {"on_hold_shelf": "08", "in_transit": "10", "lost": "12", "missing": "13"}.get(item.status, "03")
-        fields = [("AO", session.institution), ("AB", item.item), ("AJ", item.title), ("CF", str(len(holds))),
+            status = _ITEM_STATUS.get(item.status, "03")
+        fields = [("AO", session.institution), ("AB", item.item), ("AJ", item.title), ("CF", str(hold_count)),
                   ("AQ", item.location), ("AP", item.location), ("CK", "001")]
-        if loan is not None:
-            fields.append(("AH", format_date(loan.due)))
-        in_transit = next((h for h in holds if h.state == "in_transit"), None)
-        if status == "10" and in_transit is not None:
-            fields.append(("CT", in_transit.pickup_library))
+        if due is not None:
+            fields.append(("AH", format_date(due)))
+        if status == "10" and transit_to is not None:
+            fields.append(("CT", transit_to))
         return make("18", fields, circulation_status=status, security_marker="02", fee_type="01",
                     transaction_date=now)
+
+
+# An item's circulation status (18) by its shelf status, when it is not on loan.
+_ITEM_STATUS = {"on_hold_shelf": "08", "in_transit": "10", "lost": "12", "missing": "13"}
 
 
 def _page(entries: list[str], start: str, end: str) -> list[str]:

@@ -352,6 +352,25 @@ def find_item(conn: sqlite3.Connection, item: str) -> Item | None:
     return Item(*row) if row else None
 
 
+def item_standing(conn: sqlite3.Connection, item: str) -> tuple[Item, dt.datetime | None, int, str | None] | None:
+    """For a 17: the item, its loan's due date (None when not on loan), the length of its hold
+    queue and the pickup library of its first hold in transit; None for an unknown item.
+
+    One statement, so one consistent snapshot without an explicit transaction (a 17 is the
+    kiosk's most frequent request and writes nothing).
+    """
+    row = conn.execute(
+        "SELECT i.item, i.title, i.author, i.status, i.location, i.library, l.due,"
+        " (SELECT count(*) FROM holds h WHERE h.item = i.item),"
+        " (SELECT h.pickup_library FROM holds h WHERE h.item = i.item AND h.state = 'in_transit'"
+        "  ORDER BY h.placed_at, h.id LIMIT 1)"
+        " FROM items i LEFT JOIN loans l ON l.item = i.item WHERE i.item = ?", (item.strip(),)).fetchone()
+    if row is None:
+        return None
+    due = dt.datetime.fromisoformat(row[6]) if row[6] is not None else None
+    return Item(*row[:6]), due, row[7], row[8]
+
+
 def _loan(row: sqlite3.Row) -> Loan:
     return Loan(row["item"], row["patron"], dt.datetime.fromisoformat(row["checked_out_at"]),
                 dt.datetime.fromisoformat(row["due"]), row["renewals"], row["library"])

@@ -287,7 +287,8 @@ class DemoIls:
             conn.last_reply = _resend(behaviour, checksummed=detect)
             return conn.last_reply
         response = circulation.answer(request, behaviour, conn.session)
-        log.debug("demo ILS: %s -> %s", request.name, response.name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("demo ILS: %s -> %s", request.name, response.name)
         conn.last_reply = encode(response, dialect, sequence=request.sequence if detect else None,
                                  error_detection=detect)
         return conn.last_reply

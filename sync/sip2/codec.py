@@ -168,18 +168,24 @@ def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str 
     spec = BY_NAME.get(name) or SPECS.get(name)
     if spec is None:
         raise EncodeError(f"unknown SIP2 message {name!r}")
+    widths = _WIDTHS[spec.command]
     values: dict[str, str] = {}
-    widths = dict(spec.fixed)
     for key, value in fixed.items():
-        if key not in widths:
+        width = widths.get(key)
+        if width is None:
             raise EncodeError(f"{spec.name} has no fixed field {key!r}")
-        values[key] = _fixed_text(value, widths[key])
+        # Text, the common case, goes as it is (encode checks its width); the rest is converted.
+        values[key] = value if value.__class__ is str else _fixed_text(value, width)
     pairs = fields.items() if isinstance(fields, Mapping) else fields
     try:
-        variable = tuple((k, v) for k, v in pairs if v is not None)
+        variable = tuple([(k, v) for k, v in pairs if v is not None])
     except (TypeError, ValueError):
         raise EncodeError(f"{spec.name}: variable fields are (id, value) pairs") from None
     return Message(spec.command, values, variable)
+
+
+# Each message's fixed field widths by name, so that make() need not build the dict per call.
+_WIDTHS: dict[str, dict[str, int]] = {command: dict(spec.fixed) for command, spec in SPECS.items()}
 
 
 def _fixed_text(value: str | dt.datetime | bool | int | None, width: int) -> str:
@@ -208,6 +214,8 @@ def _byte_sum(data: bytes) -> int:
     # sum(data) walks the bytes one Python int at a time. Adler-32's low half is 1 + the byte sum
     # modulo 65521, computed in C; 256 bytes sum to at most 65280, so per 256-byte block the
     # modulo never bites and the block's exact sum is that half minus one.
+    if len(data) <= 256:  # most frames: one block, no slicing
+        return (zlib.adler32(data) & 0xFFFF) - 1
     total = 0
     for at in range(0, len(data), 256):
         total += (zlib.adler32(data[at:at + 256]) & 0xFFFF) - 1
@@ -245,49 +253,59 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
     if spec is None:
         raise EncodeError(f"unknown SIP2 command {message.command!r}")
     parts = [spec.command]
+    append = parts.append
+    fixed = message.fixed
     for name, width in spec.fixed:
-        value = message.fixed.get(name)
-        if value is None:
-            raise EncodeError(f"{spec.name}: fixed field {name!r} is missing")
-        if not isinstance(value, str):
-            raise EncodeError(f"{spec.name}: fixed field {name!r} must be text, not {type(value).__name__}")
-        if len(value) != width:
-            raise EncodeError(f"{spec.name}: fixed field {name!r} must be {width} characters, got {len(value)}")
+        value = fixed.get(name)
         # Fixed fields are positional: a multi-byte or control character would shift every field after it.
-        if not (value.isascii() and value.isprintable()):
-            raise EncodeError(f"{spec.name}: fixed field {name!r} must be printable ASCII")
-        parts.append(value)
+        if value.__class__ is not str or len(value) != width or not (value.isascii() and value.isprintable()):
+            value = _checked_fixed(spec, name, value, width)  # raises, or passes a str subclass
+        append(value)
     delimiter = dialect.delimiter
-    form = dialect.normal_form
-    present = set()
+    codes = []
+    values = []
     for pair in message.fields:
         try:
             code, value = pair
         except (TypeError, ValueError):
             raise EncodeError(f"{spec.name}: a variable field is an (id, value) pair, not {pair!r}") from None
-        if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum()) \
-                or code in ("AY", "AZ"):
-            raise EncodeError(f"{spec.name}: bad field id {code!r} (two letters or digits; AY/AZ are added by encode)")
-        if not isinstance(value, str):
-            raise EncodeError(f"{spec.name}: field {code} must be text, not {type(value).__name__}")
-        if not value.isascii():
-            # Normalise each value on its own, before scrubbing: normalising the joined frame could
-            # merge a leading combining mark into the field id ("AE" + U+0301 -> "AÉ").
-            value = unicodedata.normalize(form, value)
-        parts.append(code)
-        parts.append(_scrub(value, delimiter))
-        parts.append(delimiter)
-        present.add(code)
-    missing = [code for code in spec.required if code not in present]
-    if missing:
+        if code.__class__ is not str or code not in _FIELD_IDS:
+            if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum()) \
+                    or code in ("AY", "AZ"):
+                raise EncodeError(f"{spec.name}: bad field id {code!r} (two letters or digits; AY/AZ are added "
+                                  f"by encode)")
+            if len(_FIELD_IDS) < _FIELD_IDS_CAP:
+                _FIELD_IDS.add(code)
+        if value.__class__ is not str:
+            if not isinstance(value, str):
+                raise EncodeError(f"{spec.name}: field {code} must be text, not {type(value).__name__}")
+            value = str(value)
+        codes.append(code)
+        values.append(value)
+    if not _REQUIRED[spec.command].issubset(codes):
+        missing = [code for code in spec.required if code not in codes]
         raise EncodeError(f"{spec.name}: required field(s) {', '.join(missing)} missing")
+    text = "".join(values)
+    if not text.isascii():
+        # Normalise each value on its own, before scrubbing: normalising the joined frame could
+        # merge a leading combining mark into the field id ("AE" + U+0301 -> "AÉ").
+        form = dialect.normal_form
+        values = [value if value.isascii() else unicodedata.normalize(form, value) for value in values]
+        text = "".join(values)
+    if "\r" in text or "\n" in text or "\x00" in text or delimiter in text:  # rare: scrub value by value
+        values = [_scrub(value, delimiter) for value in values]
+    for code, value in zip(codes, values):
+        append(code)
+        append(value)
+        append(delimiter)
     detect = dialect.error_detection if error_detection is None else error_detection
     if detect:
         if sequence is not None and spec.command not in _NO_SEQUENCE:
             if not isinstance(sequence, int) or isinstance(sequence, bool):
                 raise EncodeError(f"the sequence number is an int, not {type(sequence).__name__}")
-            parts.append(f"AY{sequence % 10}")
-        parts.append("AZ")
+            append(_SEQUENCE_TEXT[sequence % 10])
+        else:
+            append("AZ")
     data = "".join(parts).encode(dialect.encoding, errors="replace")
     if detect:
         if dialect.send_checksum == "codepoints":
@@ -295,7 +313,30 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
             data += _codepoint_checksum(sent).encode("ascii")
         else:
             data += checksum(data).encode("ascii")
-    return data + dialect.terminator.encode("ascii")
+    return data + (b"\r" if dialect.terminator == "\r" else b"\r\n")
+
+
+_SEQUENCE_TEXT = tuple(f"AY{n}AZ" for n in range(10))
+# Field ids already found well formed (two ASCII letters or digits, not AY/AZ): the check is done
+# once per id, not once per field. Capped, although there are only 36 * 36 such ids anyway.
+_FIELD_IDS: set[str] = set()
+_FIELD_IDS_CAP = 36 * 36
+
+
+_REQUIRED: dict[str, frozenset[str]] = {command: frozenset(spec.required) for command, spec in SPECS.items()}
+
+
+def _checked_fixed(spec: Spec, name: str, value: object, width: int) -> str:
+    """The slow path of encode's fixed-field check: the reason a value is wrong, or a str subclass."""
+    if value is None:
+        raise EncodeError(f"{spec.name}: fixed field {name!r} is missing")
+    if not isinstance(value, str):
+        raise EncodeError(f"{spec.name}: fixed field {name!r} must be text, not {type(value).__name__}")
+    if len(value) != width:
+        raise EncodeError(f"{spec.name}: fixed field {name!r} must be {width} characters, got {len(value)}")
+    if not (value.isascii() and value.isprintable()):
+        raise EncodeError(f"{spec.name}: fixed field {name!r} must be printable ASCII")
+    return str(value)
 
 
 # -- decoding
@@ -310,6 +351,9 @@ for _spec in SPECS.values():
         _at += _width
     _LAYOUTS[_spec.command] = (_at, tuple(_slices))
 del _spec, _at, _slices, _name, _width
+_LAYOUTS_BY_BYTES = {command.encode("ascii"): layout for command, layout in _LAYOUTS.items()}
+# _trailing's answers without the lru_cache call per frame (a handful of dialects at most).
+_TRAILING_BY_DIALECT: dict[tuple[str, str], bytes] = {}
 
 
 def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
@@ -326,13 +370,18 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
     data = frame.strip(b"\r\n")
     if not data:
         raise DecodeError("empty frame")
-    layout = _LAYOUTS.get(data[:2].decode("latin-1"))
+    layout = _LAYOUTS_BY_BYTES.get(data[:2])
     # AY/AZ are searched for only after the fixed part, so fixed text that happens to end in
     # "AZ" + 4 hex digits is never taken for a checksum.
     limit = layout[0] if layout else 2
     sequence: int | None = None
     checksum_ok: bool | None = None
-    end = len(data.rstrip(_trailing(dialect.delimiter, dialect.encoding)))
+    trailing = _TRAILING_BY_DIALECT.get((dialect.delimiter, dialect.encoding))
+    if trailing is None:
+        trailing = _trailing(dialect.delimiter, dialect.encoding)
+        if len(_TRAILING_BY_DIALECT) < 64:
+            _TRAILING_BY_DIALECT[(dialect.delimiter, dialect.encoding)] = trailing
+    end = len(data.rstrip(trailing))
     body_end = len(data)
     at = end - 6  # where "AZ" would start
     if at >= limit and data[at:at + 2] == b"AZ" and not data[at + 2:end].strip(_HEX_DIGITS):
@@ -420,6 +469,10 @@ class FrameReader:
         """Add received bytes; return every frame they complete (without CR, leading LF dropped)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FrameError(f"the stream carries bytes, not {type(data).__name__}")
+        if data.__class__ is bytes and not self._buffer and not self._skipping \
+                and data.find(b"\r") == len(data) - 1 and data[:1] != b"\n" and len(data) <= self.max_frame + 1:
+            # The usual read: exactly one whole frame, nothing buffered (the same result as below).
+            return [data[:-1]] if len(data) > 1 else []
         frames: list[bytes] = []
         error: FrameError | None = None
         if self._skipping:
@@ -461,16 +514,18 @@ class FrameReader:
 # -- dates
 
 _BLANK_DATE = " " * DATE_WIDTH
+_ZERO = dt.timedelta(0)
 
 
 def format_date(when: dt.datetime | None) -> str:
     """`YYYYMMDD    HHMMSS` (local time, four blanks), or `...   ZHHMMSS` for a UTC datetime."""
     if when is None:
         return _BLANK_DATE
-    zone = "   Z" if when.tzinfo is not None and when.utcoffset() == dt.timedelta(0) else "    "
-    # Not strftime: "%Y" drops leading zeros of years before 1000 on some platforms.
-    return (f"{when.year:04d}{when.month:02d}{when.day:02d}{zone}"
-            f"{when.hour:02d}{when.minute:02d}{when.second:02d}")
+    zone = "   Z" if when.tzinfo is not None and when.utcoffset() == _ZERO else "    "
+    # Not strftime: "%Y" drops leading zeros of years before 1000 on some platforms. And %-formatting
+    # rather than an f-string of six format specs: this runs for every request, and is faster.
+    return "%04d%02d%02d%s%02d%02d%02d" % (when.year, when.month, when.day, zone, when.hour, when.minute,
+                                           when.second)
 
 
 _SIP_DATE = re.compile(r"(\d{8})(....)(\d{6})", re.ASCII)

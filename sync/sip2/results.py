@@ -81,26 +81,23 @@ def _flags(text: str) -> frozenset[str]:
 
 
 class _Fields:
-    """A reply's variable fields grouped by id in one pass (replies are read field by field)."""
+    """A reply's variable fields, read field by field: the first value of each id from one dict
+    built in C, the repeatable ones by a scan (replies are short)."""
 
-    __slots__ = ("_groups",)
+    __slots__ = ("_first", "_fields")
 
     def __init__(self, message: Message) -> None:
-        groups: dict[str, list[str]] = {}
-        for code, value in message.fields:
-            if code in groups:
-                groups[code].append(value)
-            else:
-                groups[code] = [value]
-        self._groups = groups
+        self._fields = message.fields
+        self._first = dict(reversed(message.fields))  # reversed: the first of repeated ids wins
 
     def get(self, code: str) -> str:
         """The first value of a field, "" when absent."""
-        values = self._groups.get(code)
-        return values[0] if values else ""
+        return self._first.get(code, "")
 
     def all(self, code: str) -> tuple[str, ...]:
-        return tuple(self._groups.get(code, ()))
+        if code not in self._first:
+            return ()
+        return tuple([value for key, value in self._fields if key == code])
 
 
 def _fixed(message: Message, name: str) -> str:
