@@ -10,7 +10,6 @@ includes starting the demo ILS, as `kiosk demo` does.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess

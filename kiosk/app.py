@@ -374,8 +374,9 @@ class Kiosk:
             answer = self.library.check_in(job.item, returned_at)
         except OutcomeUnknown as exc:
             # It may have reached the library: the outbox worker asks (17) before resending.
-            log.warning("the return of %s may not have reached the library: %s", job.item, exc)
-            self._guarded(lambda: self.store.mark_unknown_event(event_id, str(exc), self.clock.now()))
+            reason = str(exc)
+            log.warning("the return of %s may not have reached the library: %s", job.item, reason)
+            self._guarded(lambda: self.store.mark_unknown_event(event_id, reason, self.clock.now()))
             return
         except LibraryUnavailable as exc:
             log.warning("the return of %s stays queued for the library: %s", job.item, exc)

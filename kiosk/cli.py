@@ -336,12 +336,14 @@ def cmd_sip2_ping(args: argparse.Namespace) -> int:
 
 
 def _store_of(args: argparse.Namespace):
+    """(config, the kiosk's store), or (config, None) after saying why there is none."""
     from kiosk.store import Store
 
     config = _load_config(args.config)
     path = Path(args.db) if args.db else config.database
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no kiosk database here (see [kiosk] data_dir)")
+        print(f"{path}: no kiosk database here (see [kiosk] data_dir)", file=sys.stderr)
+        return config, None
     return config, Store(path)
 
 
@@ -351,14 +353,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from sync.outbox import OutboxWorker
     from sync.sip2.client import Client
 
-    try:
-        config, store = _store_of(args)
-    except FileNotFoundError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    config = _load_config(args.config)
     if config.library.backend != "sip2":
         print("[library] backend is not \"sip2\": there is no library system to deliver to", file=sys.stderr)
-        store.close()
+        return 1
+    config, store = _store_of(args)
+    if store is None:
         return 1
     clock = SystemClock(ZoneInfo(config.kiosk.timezone))
     with store, Client(sip2_settings(config), clock=clock) as client:
@@ -379,10 +379,8 @@ def _queue_line(status: dict) -> str:
 
 
 def cmd_queue_status(args: argparse.Namespace) -> int:
-    try:
-        _, store = _store_of(args)
-    except FileNotFoundError as exc:
-        print(exc, file=sys.stderr)
+    _, store = _store_of(args)
+    if store is None:
         return 1
     with store:
         status = store.queue_status()

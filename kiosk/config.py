@@ -14,7 +14,7 @@ import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, get_args, get_origin, get_type_hints
+from typing import Any, Callable, get_origin, get_type_hints
 
 from kiosk.identifiers import IdentifierRules
 from kiosk.rules import Policy

@@ -10,7 +10,7 @@ Screens: idle, pin, menu, borrow, open-door, return, my-loans, receipt, error.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from kiosk.identifiers import IdentifierRules, Kind, classify, format_uid
 from kiosk.rules import Policy, Reason, Refusal, Standing, borrow_refusal, refusal, with_one_more_loan

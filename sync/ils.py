@@ -22,7 +22,7 @@ from kiosk.clock import Clock
 from kiosk.library import CheckinAnswer, CheckoutAnswer, ItemFacts, LibraryUnavailable, OutcomeUnknown
 from kiosk.rules import Policy, Reason, Refusal, Standing, refusal
 from kiosk.session import LoanLine
-from sync.sip2.client import Client, OutcomeUnknown as Sip2OutcomeUnknown, Sip2Unavailable
+from sync.sip2.client import Client, OutcomeUnknown as Sip2OutcomeUnknown
 from sync.sip2.codec import Sip2Error
 from sync.sip2.results import CheckoutResult, PatronInfo
 
@@ -167,31 +167,14 @@ class Sip2Library:
     # -- loans
 
     def check_out(self, member_id: str, item: str) -> CheckoutAnswer:
+        """11 checkout. An unanswered one raises OutcomeUnknown: the kiosk then takes the loan
+        back with `cancel_checkout`, which asks 17 first."""
         pin = self._pin(member_id)
-        try:
-            result = self._call(lambda: self._client.checkout(member_id, item, pin=pin))
-        except OutcomeUnknown:
-            # The ILS may have lent it. The door stays shut, so the loan must not stand.
-            if self._reconcile_unknown_checkout(member_id, item):
-                raise LibraryUnavailable("the library did not answer the checkout; nothing was lent") from None
-            raise
+        result = self._call(lambda: self._client.checkout(member_id, item, pin=pin))
         if result.ok:
             due = result.due.date() if result.due else self.today() + dt.timedelta(days=self._policy.loan_days)
             return CheckoutAnswer(due=due, committed=True)
         return CheckoutAnswer(refusal=self._why_not(member_id, item, result))
-
-    def _reconcile_unknown_checkout(self, member_id: str, item: str) -> bool:
-        """After a checkout with no answer: is the item on loan now? Take it back if so.
-        True when the ILS is known to be clean again."""
-        try:
-            info = self._client.item_information(item)
-            if info.circulation_status != "04":
-                return True
-            back = self._client.checkin(item, return_date=self._clock.now())
-            return back.ok
-        except Sip2Error as exc:
-            log.warning("could not settle an unanswered checkout now: %s", exc)
-            return False
 
     def cancel_checkout(self, member_id: str, item: str) -> None:
         """Idempotent: asks 17 first, and checks the item in only when it is on loan."""

@@ -1,22 +1,16 @@
 """The shell around the session: effects really executed against the store and simulated devices."""
 
-import datetime as dt
 import sqlite3
 
 import pytest
 
 from drivers.base import DeviceError
 from kiosk.app import build
-from kiosk.clock import FakeClock
 from kiosk.config import Config
 from kiosk.store import StoreError
+from steps import choose, login
 
 MEMBER = "11110100000001"
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture
@@ -25,20 +19,6 @@ def kiosk(tmp_path, clock):
     k.start()
     yield k
     k.close()
-
-
-def login(k, uid="04A1B2C3"):
-    k.devices.card_reader.present(bytes.fromhex(uid))
-    k.pump()
-    for d in "1234":
-        k.tap(f"pin:{d}")
-    k.tap("pin-ok")
-
-
-def choose(k, item):
-    k.tap("borrow")
-    k.tap(f"item:{item}")
-    k.tap("confirm")
 
 
 def test_unlock_happens_only_after_the_door_job_is_on_disk(kiosk, monkeypatch):

@@ -10,31 +10,11 @@ import logging
 import pytest
 
 from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
-from kiosk.clock import FakeClock
 from kiosk.config import Config, LibrarySection, Sip2Section
 from kiosk.rules import Reason
-from sync.demo_ils import DemoIls, loans_report, seed_demo
+from steps import choose, ils_loans, login, open_and_close
 
 GOOD, FINED, AT_LIMIT = "11110100000001", "11110100000002", "11110100000003"
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def ils(tmp_path, clock):
-    path = tmp_path / "ils.db"
-    seed_demo(path, clock)
-    with DemoIls(path, clock=clock) as server:
-        server.start()
-        server.db_path = path
-        yield server
-
-
-def ils_loans(ils) -> dict:
-    return {row["item"]: row for row in loans_report(ils.db_path)["loans"]}
 
 
 @pytest.fixture
@@ -48,29 +28,13 @@ def kiosk(tmp_path, clock, ils):
     k.close()
 
 
-def login(k, uid="04A1B2C3", pin="1234"):
-    k.devices.card_reader.present(bytes.fromhex(uid))
-    k.pump()
-    for d in pin:
-        k.tap(f"pin:{d}")
-    k.tap("pin-ok")
-
-
-def choose(k, item):
-    k.tap("borrow")
-    k.tap(f"item:{item}")
-    k.tap("confirm")
-
-
 def test_a_loan_is_made_at_the_ils_before_the_door_opens(kiosk, ils):
     login(kiosk)
     assert kiosk.state.screen == "menu" and kiosk.state.member.name == "김민준"
     choose(kiosk, "EM0000000003")
     assert kiosk.devices.locks.unlocked() == [3]
     assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
-    kiosk.devices.locks.open_door(3)
-    kiosk.devices.locks.close_door(3)
-    kiosk.pump()
+    open_and_close(kiosk, 3)
     assert kiosk.state.screen == "receipt"
     [event] = kiosk.store.outbox()
     assert event["state"] == "delivered"  # never to be sent again: it would become a renewal
@@ -127,17 +91,13 @@ def test_an_ils_that_is_down_at_login_is_said_so(kiosk, ils):
 def test_a_return_reaches_the_ils_and_a_reserved_book_goes_to_staff(kiosk, ils):
     login(kiosk)
     choose(kiosk, "EM0000000001")
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     kiosk.tap("logout")
     kiosk.tap("return")
     kiosk.devices.scanner.show("EM0000000026")  # never in this kiosk; on loan, reserved by member 9
     kiosk.pump()
     assert kiosk.state.screen == "open-door"
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     assert kiosk.state.screen == "receipt"
     assert "EM0000000026" not in ils_loans(ils)
     assert kiosk.store.staff_slots()[0]["slot"] == 1
@@ -147,17 +107,13 @@ def test_a_return_reaches_the_ils_and_a_reserved_book_goes_to_staff(kiosk, ils):
 def test_a_return_while_the_ils_is_silent_is_kept_for_later(kiosk, ils):
     login(kiosk)
     choose(kiosk, "EM0000000001")
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     kiosk.tap("logout")
     ils.faults.silent = True
     kiosk.tap("return")
     kiosk.devices.scanner.show("EM0000000001")
     kiosk.pump()
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     assert kiosk.state.screen == "receipt"  # the patron's part is done
     # Sent, unanswered: to be settled with item information (17) before anything is resent.
     assert [e["kind"] for e in kiosk.store.outbox("unknown")] == ["checkin"]
@@ -270,17 +226,13 @@ def test_a_book_reserved_for_someone_else_is_refused_as_such(kiosk, ils, clock):
 def test_a_return_the_ils_refuses_is_a_dead_letter_for_staff(kiosk, ils):
     login(kiosk)
     choose(kiosk, "EM0000000001")
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     kiosk.tap("logout")
     kiosk.library.client.checkin("EM0000000001")  # someone checked it in at the desk meanwhile
     kiosk.tap("return")
     kiosk.devices.scanner.show("EM0000000001")
     kiosk.pump()
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     assert kiosk.state.screen == "receipt"  # the patron's part is done
     dead = kiosk.store.outbox("dead")
     assert [e["kind"] for e in dead] == ["checkin"] and dead[0]["last_error"]
@@ -314,9 +266,7 @@ def test_nothing_private_reaches_the_logs(kiosk, ils, caplog):
     caplog.set_level(logging.DEBUG)
     login(kiosk)
     choose(kiosk, "EM0000000001")
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     kiosk.tap("confirm")
     kiosk.tap("my-loans")
     kiosk.tap("renew:EM0000000001")
@@ -324,9 +274,7 @@ def test_nothing_private_reaches_the_logs(kiosk, ils, caplog):
     kiosk.tap("return")
     kiosk.devices.scanner.show("EM0000000026")  # a return with an alert
     kiosk.pump()
-    kiosk.devices.locks.open_door(1)
-    kiosk.devices.locks.close_door(1)
-    kiosk.pump()
+    open_and_close(kiosk, 1)
     login(kiosk)
     ils.faults.drop_after = 10  # a lost answer and its reconciliation
     choose(kiosk, "EM0000000003")

@@ -5,31 +5,15 @@ import random
 
 import pytest
 
-from kiosk.clock import FakeClock
 from kiosk.local_library import seed_demo as seed_kiosk
 from kiosk.session import DoorJob
 from kiosk.store import Item, Stamp, Store, sender_id
-from sync.demo_ils import DemoIls, loans_report, seed_demo
+from steps import ils_loans, ils_log
 from sync.outbox import OutboxWorker
 from sync.sip2.client import Client, ClientSettings
 
 MEMBER = "11110100000001"
 BOOT = "boot-test"
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def ils(tmp_path, clock):
-    path = tmp_path / "ils.db"
-    seed_demo(path, clock)
-    with DemoIls(path, clock=clock) as server:
-        server.start()
-        server.db_path = path
-        yield server
 
 
 @pytest.fixture
@@ -52,14 +36,6 @@ def client(ils, clock):
 def worker(store, client, clock):
     return OutboxWorker(store, client, clock, backoff_initial_s=5, backoff_max_s=60, rng=random.Random(2),
                         boot=BOOT)
-
-
-def ils_loans(ils):
-    return {row["item"]: row for row in loans_report(ils.db_path)["loans"]}
-
-
-def ils_log(ils, item):
-    return [e for e in loans_report(ils.db_path)["log"] if e["item"] == item]
 
 
 def offline_loan(store, clock, item="EM0000000003", slot=3):

@@ -158,3 +158,20 @@ def test_sync_once_delivers_the_queue_and_queue_status_shows_it(demo_ils, tmp_pa
     assert "1 delivered" in out and "0 pending" in out
     assert main(["queue", "status", "--config", str(config), "--db", str(db), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"] == {"delivered": 1}
+
+
+def test_sync_and_queue_without_a_database_say_so(tmp_path, capsys):
+    config = write_config(tmp_path, 6001)
+    assert main(["queue", "status", "--config", str(config), "--db", str(tmp_path / "none.db")]) == 1
+    assert "no kiosk database here" in capsys.readouterr().err
+    assert main(["sync", "--once", "--config", str(config), "--db", str(tmp_path / "none.db")]) == 1
+    assert "no kiosk database here" in capsys.readouterr().err
+
+
+def test_decode_with_a_missing_file_or_unknown_encoding_says_so(tmp_path, capsys):
+    assert main(["sip2", "decode", str(tmp_path / "missing.txt")]) == 2
+    assert "kiosk sip2 decode:" in capsys.readouterr().err
+    frames = tmp_path / "f.txt"
+    frames.write_bytes(b"941AY0AZFDFD\n")
+    assert main(["sip2", "decode", "--encoding", "klingon", str(frames)]) == 2
+    assert "kiosk sip2 decode:" in capsys.readouterr().err
