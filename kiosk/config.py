@@ -126,8 +126,18 @@ class Sip2Section:
     backoff_initial_s: float = _spec(1.0, _positive)
     backoff_max_s: float = _spec(300.0, _positive)
     send_patron_pin: bool = _spec(True)
-    offline_allowed: bool = _spec(True)
-    offline_due_days: int = _spec(14, _positive)
+
+
+@dataclass(frozen=True)
+class OfflineSection:
+    """Lending while the library system cannot be reached (the loans are replayed later)."""
+
+    allowed: bool = _spec(True)
+    due_days: int = _spec(14, _positive)
+    max_loans: int = _spec(2, _not_negative)  # per member, while offline (not yet delivered)
+    unknown_members: str = _spec("refuse", choices=("refuse", "one-item"))
+    cache_days: int = _spec(30, _positive)  # a member's cached standing is trusted this long
+    delivered_retention_days: int = _spec(30, _positive)  # delivered events and finished door jobs
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,7 @@ class Config:
     kiosk: KioskSection = KioskSection()
     library: LibrarySection = LibrarySection()
     sip2: Sip2Section = Sip2Section()
+    offline: OfflineSection = OfflineSection()
     circulation: CirculationSection = CirculationSection()
     identifiers: IdentifiersSection = IdentifiersSection()
     session: SessionSection = SessionSection()

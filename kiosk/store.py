@@ -9,7 +9,10 @@ database says what the kiosk had promised and what had physically happened.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
+import logging
 import os
 import sqlite3
 import uuid
@@ -21,6 +24,8 @@ from pathlib import Path
 import sqlite_utils
 
 from kiosk.session import DoorJob, LoanLine, ShelfItem
+
+log = logging.getLogger("kiosk.store")
 
 
 class StoreError(Exception):
@@ -141,14 +146,61 @@ def _outbox_claims_v3(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("claimed_by", str)
 
 
+def _offline_v4(db: sqlite_utils.Database) -> None:
+    # Offline lending. Members are known by a keyed hash (HMAC with this device's secret) of
+    # their number, never by the number itself: `member_key` on events and loans, a cache of
+    # each member's standing at their last online login, and which card or barcode (also only
+    # hashed) belongs to which member.
+    db["outbox"].add_column("member_key", str)
+    db["loans"].add_column("member_key", str)
+    db["loans"].create_index(["member_key"])
+    db["outbox"].create_index(["item", "seq"])
+    db["member_cache"].drop()
+    db["member_cache"].create(
+        {"member_key": str, "verdict": str, "expires": str, "loans_here": int, "loans_network": int,
+         "pin_check": str, "cached_at": str},
+        pk="member_key", not_null={"cached_at"},
+    )
+    db["member_credentials"].create({"credential_key": str, "member_key": str, "seen_at": str},
+                                    pk="credential_key", not_null={"member_key", "seen_at"})
+
+
 # Each migration runs in the same transaction as the row that records it.
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_create_v1, _online_ils_v2, _outbox_claims_v3)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _create_v1, _online_ils_v2, _outbox_claims_v3, _offline_v4)
 
 # Outbox states: "pending" (to send to the library), "inflight" (being sent by `claimed_by`),
 # "unknown" (sent, but no answer came: reconcile with item information before anything else),
 # "delivered" (the library has it), "dead" (the library refused it: a dead letter for staff,
 # with its reason in last_error; it holds back later events of the same item).
+# "resolved" (staff settled a dead letter by hand; it no longer holds back its item).
 _UNSETTLED = "('pending', 'inflight', 'unknown')"
+_SETTLED = "('delivered', 'resolved')"
+
+
+def device_secret(db_path: Path) -> bytes:
+    """This kiosk's key for hashing member numbers: a file beside the database, made once with
+    mode 600. A damaged one is put aside and replaced (only the offline cache depends on it)."""
+    path = db_path.with_name(db_path.name + ".key")
+    try:
+        secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        if len(secret) >= 16:
+            return secret
+        raise ValueError("too short")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        aside = path.with_name(path.name + ".damaged")
+        log.error("the device key %s is damaged (%s): kept as %s, a new one made; the member cache "
+                  "starts afresh", path, exc, aside.name)
+        os.replace(path, aside)
+    secret = os.urandom(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secret.hex() + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return secret
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -158,16 +210,26 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA secure_delete=ON")  # scrubbed member numbers do not linger in free pages
     return conn
 
 
 class Store:
     """The kiosk's database. Methods are small and named for what they record or answer."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, keep_member_numbers: bool = True) -> None:
         self.path = Path(path)
+        # False when the library system keeps the records (SIP2): once an event has reached it,
+        # the member's number is scrubbed and only its keyed hash stays on this device.
+        self.keep_member_numbers = keep_member_numbers
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._secret = device_secret(self.path)
+            except OSError as exc:
+                raise StoreError(f"cannot read or write the device key beside {self.path}: {exc}") from exc
+        else:
+            self._secret = os.urandom(32)
         try:
             self._conn = connect(path)
             self.db = sqlite_utils.Database(self._conn)
@@ -311,7 +373,7 @@ class Store:
     def cancel_door_job(self, job_id: str, reason: str, at: dt.datetime) -> None:
         with self.transaction() as db:
             db.execute(
-                "UPDATE door_jobs SET state = 'cancelled', finished_at = ?, note = ? "
+                "UPDATE door_jobs SET state = 'cancelled', finished_at = ?, note = ?, member_id = NULL "
                 "WHERE id = ? AND state IN ('pending', 'asking')",
                 [at.isoformat(), reason, job_id],
             )
@@ -328,7 +390,7 @@ class Store:
 
     def _finish_door_job(self, db: sqlite_utils.Database, job: DoorJob, at: dt.datetime) -> None:
         cursor = db.execute(
-            "UPDATE door_jobs SET state = 'done', finished_at = ? WHERE id = ? AND state = 'pending'",
+            "UPDATE door_jobs SET state = 'done', finished_at = ?, member_id = NULL WHERE id = ? AND state = 'pending'",
             [at.isoformat(), job.id],
         )
         if cursor.rowcount != 1:
@@ -344,10 +406,12 @@ class Store:
         at = stamp.wall.isoformat()
         with self.transaction() as db:
             self._finish_door_job(db, job, stamp.wall)
+            scrub = job.ils_done and not self.keep_member_numbers
             db["loans"].insert(
                 {
-                    "item": job.item, "member_id": job.member_id, "slot": job.slot,
+                    "item": job.item, "member_id": "" if scrub else job.member_id, "slot": job.slot,
                     "loaned_at": at, "due": job.due.isoformat(), "event_id": event_id,
+                    "member_key": self.key_of(job.member_id),
                 }
             )
             db.execute(
@@ -371,7 +435,8 @@ class Store:
         with self.transaction() as db:
             self._finish_door_job(db, job, stamp.wall)
             db["returns"].insert(
-                {"item": job.item, "slot": job.slot, "member_id": job.member_id,
+                {"item": job.item, "slot": job.slot,
+                 "member_id": job.member_id if self.keep_member_numbers else None,
                  "returned_at": at, "event_id": event_id}
             )
             db.execute(
@@ -406,7 +471,9 @@ class Store:
         state = "delivered" if delivered else "inflight" if claim else "pending"
         db["outbox"].insert(
             {
-                "event_id": event_id, "kind": kind, "item": item, "member_id": member_id,
+                "event_id": event_id, "kind": kind, "item": item,
+                "member_id": None if delivered and not self.keep_member_numbers else member_id,
+                "member_key": self.key_of(member_id) if member_id else None,
                 "payload": json.dumps(payload, ensure_ascii=False), "created_at": stamp.wall.isoformat(),
                 "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id, "state": state,
                 "delivered_at": stamp.wall.isoformat() if delivered else None,
@@ -415,12 +482,19 @@ class Store:
         )
 
     def mark_delivered(self, event_id: str, at: dt.datetime) -> None:
-        """The library has this event (it answered it online)."""
+        """The library has this event. Where the library keeps the records, the member's number
+        is scrubbed from the event and its loan now: only the keyed hash stays."""
         with self.transaction() as db:
-            db.execute(
+            cursor = db.execute(
                 "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
                 f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id],
             )
+            if cursor.rowcount and not self.keep_member_numbers:
+                self._scrub(db, event_id)
+
+    def _scrub(self, db: sqlite_utils.Database, event_id: str) -> None:
+        db.execute("UPDATE outbox SET member_id = NULL WHERE event_id = ?", [event_id])
+        db.execute("UPDATE loans SET member_id = '' WHERE event_id = ?", [event_id])
 
     def mark_dead(self, event_id: str, reason: str, at: dt.datetime) -> None:
         """The library refused this event: a dead letter for staff, with the library's words."""
@@ -448,7 +522,7 @@ class Store:
             f"SELECT * FROM outbox o WHERE state IN {_UNSETTLED} "
             "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
             "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.item = o.item AND p.seq < o.seq "
-            "AND p.state != 'delivered') ORDER BY seq",
+            f"AND p.state NOT IN {_SETTLED}) ORDER BY seq",
             [now.isoformat()],
         )
         for row in rows:
@@ -489,11 +563,13 @@ class Store:
             )
 
     def queue_status(self) -> dict:
-        """Counts by state and the oldest undelivered event's time (for staff and technicians)."""
+        """Counts by state, the oldest undelivered event's time, and how many undelivered events
+        were stamped by an unsynchronised clock (their dates are not facts): for staff."""
         counts = dict(self.db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
-        oldest = self.db.execute(
-            f"SELECT MIN(created_at) FROM outbox WHERE state IN {_UNSETTLED}").fetchone()[0]
-        return {"counts": counts, "oldest_undelivered": oldest}
+        oldest, unsynced = self.db.execute(
+            f"SELECT MIN(created_at), COALESCE(SUM(clock_synced = 0), 0) FROM outbox WHERE state IN {_UNSETTLED}"
+        ).fetchone()
+        return {"counts": counts, "oldest_undelivered": oldest, "unsynced_clock": unsynced}
 
     def hold_for_staff(self, slot: int, note: str, at: dt.datetime) -> None:
         """Keep this locker's book off the shelf until staff collect it (held for another member,
@@ -548,6 +624,119 @@ class Store:
         if state is not None:
             sql, args = sql + " WHERE state = ?", [state]
         return list(self.db.query(sql + " ORDER BY seq", args))
+
+    # -- members, known by a keyed hash; the offline cache
+
+    def member_key(self, identifier: str) -> str:
+        """The keyed hash (HMAC-SHA256 with this device's secret) of a member number or card."""
+        return hmac.new(self._secret, identifier.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def key_of(self, identifier: str | None) -> str | None:
+        """The member key of whoever `identifier` (a member number, or a card seen online) is."""
+        if identifier is None:
+            return None
+        own = self.member_key(identifier)
+        row = self.db.execute("SELECT member_key FROM member_credentials WHERE credential_key = ?",
+                              [own]).fetchone()
+        return row[0] if row else own
+
+    def cache_member(self, credential: str, member_id: str, *, verdict: str, expires: dt.date | None,
+                     loans_here: int, loans_network: int, pin: str | None, at: dt.datetime) -> None:
+        """Remember a member's standing at an online login, for deciding while offline: the
+        member's key, the library's verdict, the expiry, the loan counts, and a keyed check of
+        the PIN (so a found card cannot borrow offline without it). Nothing readable."""
+        key = self.member_key(member_id)
+        when = at.isoformat()
+        with self.transaction() as db:
+            old = db.execute("SELECT pin_check FROM member_cache WHERE member_key = ?", [key]).fetchone()
+            pin_check = self._pin_check(key, pin) if pin else (old[0] if old else None)
+            db["member_cache"].upsert(
+                {"member_key": key, "verdict": verdict, "expires": expires.isoformat() if expires else None,
+                 "loans_here": loans_here, "loans_network": loans_network, "pin_check": pin_check,
+                 "cached_at": when}, pk="member_key")
+            for alias in {credential, member_id}:
+                db["member_credentials"].upsert(
+                    {"credential_key": self.member_key(alias), "member_key": key, "seen_at": when},
+                    pk="credential_key")
+
+    def _pin_check(self, key: str, pin: str) -> str:
+        return self.member_key(f"pin\x00{key}\x00{pin}")
+
+    def cached_member(self, credential: str) -> dict | None:
+        """The cached standing of the member this card or number belongs to, with `member_key`."""
+        rows = list(self.db.query(
+            "SELECT c.* FROM member_credentials k JOIN member_cache c ON c.member_key = k.member_key "
+            "WHERE k.credential_key = ?", [self.member_key(credential)]))
+        return rows[0] if rows else None
+
+    def pin_matches(self, member_key: str, pin: str, pin_check: str | None) -> bool:
+        return pin_check is not None and hmac.compare_digest(pin_check, self._pin_check(member_key, pin))
+
+    def loans_since(self, member_key: str, since: str) -> int:
+        """Books this kiosk lent to the member after `since` and not yet returned here."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM loans WHERE member_key = ? AND loaned_at > ? AND returned_at IS NULL",
+            [member_key, since]).fetchone()[0]
+
+    def undelivered_loans(self, member_key: str) -> int:
+        """Loans of this member the library has not been told of yet (lent offline)."""
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM outbox WHERE member_key = ? AND kind = 'checkout' AND state NOT IN {_SETTLED}",
+            [member_key]).fetchone()[0]
+
+    def purge(self, now: dt.datetime, *, delivered_days: int, cache_days: int) -> dict[str, int]:
+        """Enforce retention: delivered events, finished door jobs, old returns and (where the
+        library keeps the records) returned loans after `delivered_days`; cached members not
+        seen online for `cache_days`. Returns what was deleted, by table."""
+        done = (now - dt.timedelta(days=delivered_days)).isoformat()
+        stale = (now - dt.timedelta(days=cache_days)).isoformat()
+        deleted: dict[str, int] = {}
+        with self.transaction() as db:
+            statements = [
+                ("outbox", f"DELETE FROM outbox WHERE state IN {_SETTLED} AND COALESCE(delivered_at, created_at) < ?",
+                 done),
+                ("door_jobs", "DELETE FROM door_jobs WHERE state IN ('done', 'cancelled') AND finished_at < ?", done),
+                ("returns", "DELETE FROM returns WHERE returned_at < ? AND event_id NOT IN "
+                            f"(SELECT event_id FROM outbox WHERE state NOT IN {_SETTLED})", done),
+                ("member_cache", "DELETE FROM member_cache WHERE cached_at < ?", stale),
+                ("member_credentials", "DELETE FROM member_credentials WHERE seen_at < ? OR member_key NOT IN "
+                                       "(SELECT member_key FROM member_cache)", stale),
+            ]
+            if not self.keep_member_numbers:
+                statements.append(("loans", "DELETE FROM loans WHERE returned_at IS NOT NULL AND returned_at < ?",
+                                   done))
+            for table, sql, cutoff in statements:
+                deleted[table] = db.execute(sql, [cutoff]).rowcount
+        return deleted
+
+    # -- the queue, for technicians and staff
+
+    def queue_event(self, seq: int) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM outbox WHERE seq = ?", [seq]))
+        return rows[0] if rows else None
+
+    def retry_event(self, seq: int, at: dt.datetime) -> bool:
+        """Staff fixed the cause of a dead letter at the library: send it again (after asking
+        item information first, as always). False when the event is not a dead letter."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = NULL, "
+                "last_error = last_error || ' | retried by staff ' || ? WHERE seq = ? AND state = 'dead'",
+                [at.isoformat(), seq]).rowcount == 1
+
+    def resolve_event(self, seq: int, note: str, at: dt.datetime) -> bool:
+        """Staff settled a dead letter by hand at the library: it no longer holds back its item,
+        and the member's number goes as for a delivered event."""
+        with self.transaction() as db:
+            row = db.execute("SELECT event_id FROM outbox WHERE seq = ? AND state = 'dead'", [seq]).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE outbox SET state = 'resolved', delivered_at = ?, "
+                       "last_error = last_error || ' | resolved by staff: ' || ? WHERE seq = ?",
+                       [at.isoformat(), note or "-", seq])
+            if not self.keep_member_numbers:
+                self._scrub(db, row[0])
+            return True
 
     # -- alarms for staff
 

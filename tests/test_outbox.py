@@ -181,4 +181,4 @@ def test_queue_status_counts_by_state(worker, store, ils, clock):
     status = store.queue_status()
     assert status["counts"] == {"pending": 1} and status["oldest_undelivered"]
     worker.drain()
-    assert store.queue_status() == {"counts": {"delivered": 1}, "oldest_undelivered": None}
+    assert store.queue_status() == {"counts": {"delivered": 1}, "oldest_undelivered": None, "unsynced_clock": 0}
