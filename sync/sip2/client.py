@@ -24,6 +24,7 @@ import random
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -44,6 +45,43 @@ from sync.sip2.results import (
 log = logging.getLogger("kiosk.sip2")
 
 _RECV_BYTES = 16 * 1024
+
+
+def _kernel_timeouts(sock: Any, seconds: float) -> str | None:
+    """Make a plain TCP socket blocking, bounded by the kernel's own receive and send timeouts.
+
+    Python's socket timeouts poll() before every send and every recv: two system calls more per
+    round trip, each with its deadline arithmetic. SO_RCVTIMEO/SO_SNDTIMEO give the same bound
+    with one call each. Returns the struct timeval layout the kernel took ("@ll", or "@qq" on
+    32-bit systems with a 64-bit time_t), or None with the socket left as it was when the
+    platform refuses or reads the value back differently: the caller keeps Python's timeout.
+    TLS sockets always keep Python's timeout (OpenSSL retries a read the kernel timed out).
+    """
+    if sock.__class__ is not socket.socket:
+        return None
+    try:
+        for layout in ("@ll", "@qq"):
+            if _kernel_timeout(sock, socket.SO_RCVTIMEO, layout, seconds) \
+                    and _kernel_timeout(sock, socket.SO_SNDTIMEO, layout, seconds):
+                sock.settimeout(None)  # blocking: recv and send go straight to the kernel
+                return layout
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
+def _kernel_timeout(sock: Any, option: int, layout: str, seconds: float) -> bool:
+    """Set one kernel socket timeout and check that it reads back the same."""
+    whole = int(seconds)
+    micros = min(999_999, max(0, round((seconds - whole) * 1_000_000)))
+    if whole <= 0 and micros == 0:
+        micros = 1  # a zero timeval means "wait for ever"
+    try:
+        value = struct.pack(layout, whole, micros)
+        sock.setsockopt(socket.SOL_SOCKET, option, value)
+        return sock.getsockopt(socket.SOL_SOCKET, option, len(value)) == value
+    except (OSError, struct.error):
+        return False
 
 
 class Sip2Unavailable(Sip2Error, ConnectionError):
@@ -135,6 +173,7 @@ class Client:
         self._dialect = settings.dialect
         self._lock = threading.Lock()
         self._sock: Any = None
+        self._timeval: str | None = None  # set: the socket is blocking with kernel timeouts
         self._poller: Any = None  # select.poll for the idle check, registered with _polled
         self._polled: Any = None
         self._reader = FrameReader(settings.dialect.max_frame)
@@ -197,7 +236,7 @@ class Client:
 
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
-        self._poller = self._polled = None
+        self._poller = self._polled = self._timeval = None
         self._reader.clear()
         self._frames.clear()
         if sock is not None:
@@ -263,7 +302,9 @@ class Client:
                 sock.close()
                 raise Sip2Unavailable(f"TLS handshake with {s.address} failed: {_why(exc)}") from None
         try:
-            sock.settimeout(s.response_timeout_s)
+            self._timeval = _kernel_timeouts(sock, s.response_timeout_s)
+            if self._timeval is None:
+                sock.settimeout(s.response_timeout_s)
         except OSError as exc:
             sock.close()
             raise Sip2Unavailable(f"the connection to {s.address} failed at once: {_why(exc)}") from None
@@ -419,7 +460,7 @@ class Client:
             return self._frames.popleft()
         timeout = self.settings.response_timeout_s
         # The socket's timeout is the full response timeout between requests: the first recv
-        # needs no settimeout call (this is the hot path); later ones get what is left.
+        # needs no timeout call (this is the hot path); later ones get what is left.
         first = True
         try:
             while True:
@@ -427,10 +468,11 @@ class Client:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise _NoAnswer(f"no answer within {timeout:g} s")
-                    sock.settimeout(remaining)
+                    self._recv_timeout(sock, remaining)
                 try:
                     data = sock.recv(_RECV_BYTES)
-                except (socket.timeout, ssl.SSLWantReadError):
+                except (socket.timeout, ssl.SSLWantReadError, BlockingIOError):
+                    # BlockingIOError: the kernel's SO_RCVTIMEO ran out (EAGAIN)
                     raise _NoAnswer(f"no answer within {timeout:g} s") from None
                 except OSError as exc:
                     raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
@@ -442,20 +484,28 @@ class Client:
                     raise _NoAnswer(f"the server sent more than {self._reader.max_frame} bytes without "
                                     f"a frame terminator") from None
                 if frames:
+                    if len(frames) == 1:
+                        return frames[0]
                     self._frames.extend(frames)
                     return self._frames.popleft()
                 first = False
         finally:
             if not first:
                 try:
-                    sock.settimeout(timeout)
+                    self._recv_timeout(sock, timeout)
                 except OSError:
                     pass
+
+    def _recv_timeout(self, sock: Any, seconds: float) -> None:
+        if self._timeval is None:
+            sock.settimeout(seconds)
+        else:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, self._timeval, seconds)
 
     def _peer_gone(self, sock: Any) -> bool:
         """Whether an idle connection is unusable: the server closed it, or sent something unasked.
 
-        Checked before each request (one select, no waiting) so that a connection the server
+        Checked before each request (one poll, no waiting) so that a connection the server
         dropped while idle is replaced before a checkout goes out, not after.
         """
         try:
@@ -468,18 +518,26 @@ class Client:
                 return False
         except (OSError, ValueError, TypeError, AttributeError):
             return True
-        try:
-            sock.setblocking(False)
-            data = sock.recv(_RECV_BYTES)
-        except (ssl.SSLWantReadError, BlockingIOError):
-            return False  # TLS housekeeping (session tickets), no application data
-        except OSError:
-            return True
-        finally:
+        if self._timeval is not None:  # a plain blocking socket: read without waiting, in one call
             try:
-                sock.settimeout(self.settings.response_timeout_s)
+                data = sock.recv(_RECV_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False
             except OSError:
-                pass
+                return True
+        else:
+            try:
+                sock.setblocking(False)
+                data = sock.recv(_RECV_BYTES)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return False  # TLS housekeeping (session tickets), no application data
+            except OSError:
+                return True
+            finally:
+                try:
+                    sock.settimeout(self.settings.response_timeout_s)
+                except OSError:
+                    pass
         # A CRLF server's LF can arrive after its CR: harmless. Anything else is unasked for.
         return not data or bool(data.strip(b"\n"))
 
