@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers import registry
-from drivers.base import CardRead, CodeRead, DeviceError, DeviceEvent, DoorChanged
+from drivers.base import CardRead, CodeRead, DeviceError, DeviceEvent, DoorAlarm, DoorChanged, OccupancyChanged
 from kiosk import session as s
 from kiosk.clock import Clock, boot_id
 from kiosk.config import Config, Sip2Section
@@ -47,12 +47,12 @@ class Devices:
         return [("card_reader", self.card_reader), ("scanner", self.scanner), ("locks", self.locks)]
 
 
-def build_devices(config: Config) -> Devices:
+def build_devices(config: Config, clock: Clock | None = None) -> Devices:
     d = config.devices
     return Devices(
-        card_reader=registry.create("card_reader", d.card_reader.driver),
+        card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options()),
         scanner=registry.create("scanner", d.scanner.driver),
-        locks=registry.create("locks", d.locks.driver, slots=d.locks.slots),
+        locks=registry.create("locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)),
     )
 
 
@@ -66,7 +66,7 @@ class Kiosk:
 
     def __init__(
         self, config: Config, *, clock: Clock, store: Store, library: Library, devices: Devices,
-        display: Any = None,
+        display: Any = None, outbox: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -80,7 +80,14 @@ class Kiosk:
         self._started = False
         self.stopping = False
         self._background_stop = threading.Event()
-        self._background: threading.Thread | None = None
+        self._background: list[threading.Thread] = []
+        # The outbox worker: `outbox()` builds one (its own database connection and its own
+        # connection to the library system), for the background thread or for `sync_now()`.
+        self._outbox_factory = outbox
+        self._outbox_worker: Any = None
+        self._sync_wake = threading.Event()
+        if hasattr(library, "offline_since"):
+            library.on_back_online = self._sync_wake.set  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"<Kiosk screen={self.state.screen} store={self.store.path}>"
@@ -97,25 +104,63 @@ class Kiosk:
         self._recover_door_jobs()
         self._started = True
 
-    def start_background(self, every_s: float = 15.0) -> None:
-        """Housekeeping off the UI thread: the library connection's keep-alive."""
-        keep_alive = getattr(self.library, "keep_alive", None)
-        if keep_alive is None or self._background is not None:
+    def start_background(self, every_s: float = 15.0, sync_every_s: float = 30.0) -> None:
+        """Work off the UI thread: the library connection's keep-alive (and, while offline, a
+        probe that notices the library is back), and the outbox worker, which delivers queued
+        loans and returns, at once when the library answers again, and enforces retention."""
+        if self._background:
             return
+        keep_alive = getattr(self.library, "keep_alive", None)
+        if keep_alive is not None:
+            def keep_alive_loop() -> None:
+                while not self._background_stop.wait(every_s):
+                    try:
+                        keep_alive()
+                    except Exception:  # noqa: BLE001 - housekeeping must go on
+                        log.exception("keep-alive failed")
 
-        def loop() -> None:
-            while not self._background_stop.wait(every_s):
-                keep_alive()
+            self._background.append(threading.Thread(target=keep_alive_loop, name="kiosk-keepalive", daemon=True))
+        if self._outbox_factory is not None:
+            def sync_loop() -> None:
+                worker = self._outbox_factory()
+                try:
+                    while not self._background_stop.is_set():
+                        woken = self._sync_wake.is_set()
+                        self._sync_wake.clear()
+                        try:
+                            report = worker.drain(retry_now=woken)
+                            if report.delivered or report.dead:
+                                log.info("outbox: %s", report)
+                            worker.housekeeping()
+                        except Exception:  # noqa: BLE001 - the worker must survive a bad event
+                            log.exception("the outbox worker failed; trying again later")
+                        self._sync_wake.wait(sync_every_s)
+                finally:
+                    worker.close()
 
-        self._background = threading.Thread(target=loop, name="kiosk-keepalive", daemon=True)
-        self._background.start()
+            self._background.append(threading.Thread(target=sync_loop, name="kiosk-outbox", daemon=True))
+        for thread in self._background:
+            thread.start()
+
+    def sync_now(self) -> Any:
+        """Run the outbox worker in this thread until nothing more can be sent now, without
+        waiting out any back-off (as `kiosk sync --once` does). None without a library system."""
+        if self._outbox_factory is None:
+            return None
+        if self._outbox_worker is None:
+            self._outbox_worker = self._outbox_factory()
+        return self._outbox_worker.drain(retry_now=True)
 
     def close(self) -> None:
         """Idempotent; the lock bank locks every door as it closes (fail secure)."""
         self._background_stop.set()
-        if self._background is not None:
-            self._background.join(timeout=5)
-            self._background = None
+        self._sync_wake.set()
+        for thread in self._background:
+            thread.join(timeout=5)
+        self._background = []
+        if self._outbox_worker is not None:
+            self._outbox_worker.close()
+            self._outbox_worker = None
         for name, device in reversed(self.devices.all()):
             try:
                 device.close()
@@ -129,6 +174,23 @@ class Kiosk:
                 close_library()
             except Exception:  # noqa: BLE001
                 log.exception("the library connection did not close cleanly")
+        self.store.close()
+        self._started = False
+
+    def power_cut(self) -> None:
+        """Stop as a power cut would (scenarios and tests): nothing is locked, ended or written;
+        what is on disk is all the next start has. The display is left for the next kiosk."""
+        self._background_stop.set()
+        self._sync_wake.set()
+        for thread in self._background:
+            thread.join(timeout=5)
+        self._background = []
+        client = getattr(self.library, "client", None)
+        if client is not None:
+            client.close()
+        if self._outbox_worker is not None:
+            self._outbox_worker.close()
+            self._outbox_worker = None
         self.store.close()
         self._started = False
 
@@ -176,11 +238,26 @@ class Kiosk:
             elif isinstance(report, DoorChanged):
                 event = s.DoorOpened if report.open else s.DoorClosed
                 self.feed(event(slot=report.slot, at=at))
+            elif isinstance(report, DoorAlarm):
+                job = self.state.job
+                if report.kind == "door-left-open" and job is not None and job.slot == report.slot:
+                    continue  # the session raises this one itself for the door it opened
+                self._alarm(report.kind, report.slot)
+            elif isinstance(report, OccupancyChanged):
+                log.info("locker %d: occupancy sensor says %s", report.slot,
+                         "something inside" if report.occupied else "empty")
 
     def tap(self, button: str) -> None:
         self.feed(s.Tap(button=button, at=self._now()))
 
     def tick(self) -> None:
+        locks = self.devices.locks
+        if not getattr(locks, "polls_itself", True):
+            # Door switches, pulse ends and door timers of banks without a thread of their own.
+            try:
+                locks.poll()
+            except Exception:  # noqa: BLE001 - a sensor fault must not stop the kiosk
+                log.exception("polling the lock bank failed")
         self.feed(s.Tick(at=self._now()))
 
     def feed(self, event: s.Event) -> None:
@@ -413,7 +490,8 @@ class Kiosk:
             for name, device in self.devices.all()
             if not (health := device.health()).available
         )
-        return Status(library_name=self.config.kiosk.name, wall=self.clock.now(), notices=notices)
+        return Status(library_name=self.config.kiosk.name, wall=self.clock.now(), notices=notices,
+                      offline=bool(getattr(self.library, "offline", False)))
 
     def render(self) -> Any:
         if self.display is None:
@@ -520,9 +598,31 @@ def open_library(config: Config, store: Store, clock: Clock, *, sip2: Any = None
         from sync.ils import Sip2Library
         from sync.sip2.client import Client
 
+        from kiosk.offline import OfflineFirst, rules_from
+
         client = Client(sip2 or sip2_settings(config), clock=clock)
-        return Sip2Library(client, clock=clock, policy=config.policy(), send_pin=config.sip2.send_patron_pin)
+        ils = Sip2Library(client, clock=clock, policy=config.policy(), send_pin=config.sip2.send_patron_pin)
+        return OfflineFirst(ils, store, clock, config.policy(), rules_from(config.offline))
     raise ValueError(f"unknown library backend {config.library.backend!r}")
+
+
+def outbox_factory(config: Config, db_path: Path, clock: Clock, *, sip2: Any = None) -> Callable[[], Any] | None:
+    """What builds the outbox worker for this config: its own database connection and its own
+    connection to the library system. None when the kiosk is its own library."""
+    if config.library.backend != "sip2":
+        return None
+
+    def build_worker() -> Any:
+        from sync.outbox import OutboxWorker
+        from sync.sip2.client import Client
+
+        settings = sip2 or sip2_settings(config)
+        store = Store(db_path, keep_member_numbers=False)
+        return OutboxWorker(store, Client(settings, clock=clock), clock,
+                            backoff_initial_s=config.sip2.backoff_initial_s, backoff_max_s=config.sip2.backoff_max_s,
+                            retention=config.offline, owns=True)
+
+    return build_worker
 
 
 DEMO_SIP_PASSWORD = "kiosk-demo"  # the demo ILS's account (user "kiosk"); a demo, not a secret
@@ -549,6 +649,13 @@ class DemoLibrarySystem:
     def loans(self) -> list[dict]:
         return self._report(self.db_path)["loans"]
 
+    def down(self) -> None:
+        """Cut the kiosk off: the library system takes no connection (a network outage)."""
+        self.server.faults.down = True
+
+    def up(self) -> None:
+        self.server.faults.down = False
+
     def close(self) -> None:
         self.server.close()
 
@@ -558,18 +665,20 @@ def build(
     config: Config, *, clock: Clock, db_path: Path | None = None, display: Any = None, sip2: Any = None,
 ) -> Kiosk:
     """Wire a kiosk from the config: store (seeded if asked), library, devices, display."""
-    store = Store(db_path or config.database)
+    db_path = db_path or config.database
+    store = Store(db_path, keep_member_numbers=config.library.backend == "local")
     try:
         if config.library.seed == "demo":
             seed_demo(store, clock, config.devices.locks.slots,
                       whole_library=config.library.backend == "local")
         store.ensure_slots(config.devices.locks.slots, clock.now())
         library = open_library(config, store, clock, sip2=sip2)
-        devices = build_devices(config)
+        devices = build_devices(config, clock)
     except Exception:
         store.close()
         raise
-    return Kiosk(config, clock=clock, store=store, library=library, devices=devices, display=display)
+    return Kiosk(config, clock=clock, store=store, library=library, devices=devices, display=display,
+                 outbox=outbox_factory(config, db_path, clock, sip2=sip2))
 
 
 @contextmanager

@@ -117,26 +117,31 @@ def run_scenario(config: Config, script: Path | None, *, screenshots: str | None
     db_path, tmp = _temp_db(db)
     clock = FakeClock()
     ils = _demo_ils(config, clock, db_path.parent)
+    display = None
+
+    def boot():
+        kiosk = build(config, clock=clock, db_path=db_path, display=display,
+                      sip2=ils.settings if ils else None)
+        kiosk.start()
+        return kiosk
+
     try:
         display = Display(width=config.ui.width, height=config.ui.height, headless=True,
                           font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None)
-        kiosk = build(config, clock=clock, db_path=db_path, display=display,
-                      sip2=ils.settings if ils else None)
+        kiosk = boot()
     except BaseException:
         if ils is not None:
             ils.close()
         raise
     shots = Path(screenshots) if screenshots else None
-    runner = Runner(kiosk, clock, screenshots=shots, echo=print if verbose else None,
-                    ils_loans=ils.loans if ils else None)
-    kiosk.start()
+    runner = Runner(kiosk, clock, screenshots=shots, echo=print if verbose else None, ils=ils, restart=boot)
     try:
         runner.run(steps)
     except ScenarioError as exc:
         print(f"{name}:{exc.line}: FAILED: {exc.text}\n  {exc.reason}", file=sys.stderr)
         return 1
     finally:
-        kiosk.close()
+        runner.kiosk.close()
         if ils is not None:
             ils.close()
         if tmp is not None:

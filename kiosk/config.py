@@ -14,7 +14,7 @@ import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, get_origin, get_type_hints
+from typing import Any, Callable, get_args, get_origin, get_type_hints
 
 from kiosk.identifiers import IdentifierRules
 from kiosk.rules import Policy
@@ -157,6 +157,7 @@ class IdentifiersSection:
     uid_format: str = _spec("hex", choices=("hex", "decimal"))
     uid_byte_order: str = _spec("as-read", choices=("as-read", "reversed"))
     uid_decimal_digits: int = _spec(10, _not_negative)
+    uid_check_byte: bool = _spec(False)
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,44 @@ class UISection:
     fps: int = _spec(30, _positive)
 
 
+def _bcm_pin(value: int) -> str | None:
+    return None if 0 <= value <= 27 else "a BCM GPIO number from 0 to 27"
+
+
+def _nfc_path(value: str) -> str | None:
+    ok = re.fullmatch(r"usb(:[0-9a-fA-F]{3,4}(:[0-9a-fA-F]{3,4})?)?|tty:\w+(:\w+)?|udp(:[\w.-]+)?(:\d+)?", value)
+    return None if ok else "an nfcpy path such as \"usb\", \"usb:054c:06c1\" or \"tty:USB0:pn532\""
+
+
 @dataclass(frozen=True)
 class CardReaderSection:
-    driver: str = _spec("simulated", choices=("simulated",))
+    driver: str = _spec("simulated", choices=("simulated", "mfrc522", "nfc", "keyboard_wedge"))
+    poll_interval_s: float = _spec(0.1, _positive)
+    repeat_s: float = _spec(1.0, _not_negative)
+    reconnect_max_s: float = _spec(30.0, _positive)
+    bad_reads_limit: int = _spec(5, _positive)
+    spi_bus: int = _spec(0, _not_negative)
+    spi_device: int = _spec(0, _not_negative)
+    spi_speed_hz: int = _spec(1_000_000, _positive)
+    rst_bcm_pin: int = _spec(25, _bcm_pin)
+    nfc_path: str = _spec("usb", _nfc_path)
+    evdev_path: str = _spec("")
+    wedge_format: str = _spec("decimal", choices=("hex", "decimal"))
+    wedge_byte_order: str = _spec("reversed", choices=("as-read", "reversed"))
+
+    def adapter_options(self) -> dict[str, Any]:
+        """The keyword arguments of the selected driver (see drivers/registry.py)."""
+        if self.driver == "simulated":
+            return {}
+        common = {"poll_interval_s": self.poll_interval_s, "repeat_s": self.repeat_s,
+                  "reconnect_max_s": self.reconnect_max_s, "bad_reads_limit": self.bad_reads_limit}
+        if self.driver == "mfrc522":
+            return {**common, "spi_bus": self.spi_bus, "spi_device": self.spi_device,
+                    "spi_speed_hz": self.spi_speed_hz, "rst_bcm_pin": self.rst_bcm_pin}
+        if self.driver == "nfc":
+            return {**common, "nfc_path": self.nfc_path}
+        return {**common, "evdev_path": self.evdev_path, "wedge_format": self.wedge_format,
+                "wedge_byte_order": self.wedge_byte_order}
 
 
 @dataclass(frozen=True)
@@ -197,10 +233,96 @@ class ScannerSection:
     driver: str = _spec("simulated", choices=("simulated",))
 
 
+def _bcm_pin(value: int) -> str | None:
+    return None if 0 <= value <= 27 else "a BCM GPIO number from 0 to 27"
+
+
+def _optional_bcm_pin(value: int) -> str | None:
+    return None if value == -1 or 0 <= value <= 27 else "a BCM GPIO number from 0 to 27, or -1 for none"
+
+
+def _bit(value: int) -> str | None:
+    return None if value in (0, 1) else "0 or 1"
+
+
+def _board_addresses(value: tuple[int, ...]) -> str | None:
+    if not value or len(set(value)) != len(value) or not all(0 <= v <= 15 for v in value):
+        return "a list of distinct board addresses from 0 to 15 (the DIP switch), e.g. [0, 1]"
+    return None
+
+
+def _locks_per_board(value: int) -> str | None:
+    return None if 1 <= value <= 16 else "a number of locks from 1 to 16"
+
+
+def _baudrate(value: int) -> str | None:
+    return None if value in (9600, 19200, 38400, 57600, 115200) else "9600, 19200, 38400, 57600 or 115200"
+
+
+@dataclass(frozen=True)
+class GpioLocker:
+    """One locker on GPIO: its lock's relay, its door switch and (optionally) an occupancy sensor."""
+
+    relay_bcm_pin: int = _spec(-1, _bcm_pin)
+    door_bcm_pin: int = _spec(-1, _bcm_pin)
+    occupancy_bcm_pin: int = _spec(-1, _optional_bcm_pin)
+
+
+@dataclass(frozen=True)
+class GpioLocksSection:
+    pin_factory: str = _spec("rpigpio", choices=("rpigpio", "lgpio", "mock"))
+    relay_active_high: bool = _spec(False)  # most relay boards sold for the Pi switch on when driven low
+    unlock: str = _spec("pulse", choices=("pulse", "hold"))
+    pulse_s: float = _spec(0.5, _positive)
+    door_pull_up: bool = _spec(True)
+    door_open_level: str = _spec("high", choices=("high", "low"))
+    occupancy_pull_up: bool = _spec(True)
+    occupied_level: str = _spec("low", choices=("high", "low"))
+    debounce_s: float = _spec(0.05, _not_negative)
+    jam_check_s: float = _spec(0.0, _not_negative)
+    lockers: tuple[GpioLocker, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cu16LocksSection:
+    port: str = _spec("/dev/ttyUSB0")
+    baudrate: int = _spec(19200, _baudrate)
+    boards: tuple[int, ...] = _spec((0,), _board_addresses)
+    locks_per_board: int = _spec(16, _locks_per_board)
+    timeout_s: float = _spec(0.2, _positive)
+    retries: int = _spec(2, _not_negative)
+    poll_interval_s: float = _spec(0.5, _positive)
+    offline_after: int = _spec(3, _positive)
+    reconnect_s: float = _spec(5.0, _positive)
+    unlock_replies: bool = _spec(True)
+    bit_order: str = _spec("lsb-first", choices=("lsb-first", "msb-first"))
+    hook_closed_bit: int = _spec(1, _bit)
+    infrared: bool = _spec(False)
+    infrared_occupied_bit: int = _spec(1, _bit)
+    jam_check_s: float = _spec(1.0, _not_negative)
+
+
 @dataclass(frozen=True)
 class LocksSection:
-    driver: str = _spec("simulated", choices=("simulated",))
+    driver: str = _spec("simulated", choices=("simulated", "gpio", "cu16"))
     slots: int = _spec(24, _slots)
+    gpio: GpioLocksSection = GpioLocksSection()
+    cu16: Cu16LocksSection = Cu16LocksSection()
+
+    def adapter_options(self, doors: DoorsSection) -> dict[str, Any]:
+        """The keyword arguments of the selected lock bank (see drivers/registry.py); the
+        left-open alarm of every door follows [doors] left_open_s."""
+        common = {"slots": self.slots, "left_open_s": doors.left_open_s}
+        if self.driver == "gpio":
+            g = self.gpio
+            return {**common, "pin_factory": g.pin_factory, "relay_active_high": g.relay_active_high,
+                    "unlock_mode": g.unlock, "pulse_s": g.pulse_s, "door_pull_up": g.door_pull_up,
+                    "door_open_level": g.door_open_level, "occupancy_pull_up": g.occupancy_pull_up,
+                    "occupied_level": g.occupied_level, "debounce_s": g.debounce_s,
+                    "jam_check_s": g.jam_check_s, "lockers": [dataclasses.asdict(p) for p in g.lockers]}
+        if self.driver == "cu16":
+            return {**common, **dataclasses.asdict(self.cu16), "boards": list(self.cu16.boards)}
+        return common
 
 
 @dataclass(frozen=True)
@@ -262,6 +384,7 @@ class Config:
             door_open_timeout_s=d.open_timeout_s,
             door_left_open_s=d.left_open_s,
             notice_s=s.notice_s,
+            offline_max_loans=self.offline.max_loans,
             language=self.ui.language,
         )
 
@@ -291,6 +414,10 @@ _TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", 
 def _convert(value: Any, kind: Any) -> tuple[Any, str | None]:
     """Check one TOML value against a field's type; returns (value, what was expected if wrong)."""
     if get_origin(kind) is tuple:
+        if get_args(kind)[0] is int:
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                return value, "a list of whole numbers, e.g. [0, 1]"
+            return tuple(value), None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return value, "a list of texts, e.g. [\"a\", \"b\"]"
         return tuple(value), None
@@ -332,6 +459,14 @@ def _build(cls: type, table: Any, prefix: str, problems: list[Problem]) -> Any:
         if dataclasses.is_dataclass(kind):
             values[f.name] = _build(kind, raw, where, problems)
             continue
+        if get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0]):
+            # A list of tables, e.g. [[devices.locks.gpio.lockers]]: each one checked in full.
+            if not isinstance(raw, list):
+                problems.append(Problem(where, f"found {raw!r}, expected a list of tables"))
+                continue
+            values[f.name] = tuple(_build(get_args(kind)[0], item, f"{where}[{i}]", problems)
+                                   for i, item in enumerate(raw, start=1))
+            continue
         value, expected = _convert(raw, kind)
         if expected is None and f.metadata.get("choices") and value not in f.metadata["choices"]:
             expected = "one of " + ", ".join(repr(c) for c in f.metadata["choices"])
@@ -344,7 +479,36 @@ def _build(cls: type, table: Any, prefix: str, problems: list[Problem]) -> Any:
     return cls(**values)
 
 
+def _lock_checks(config: Config, problems: list[Problem]) -> None:
+    locks = config.devices.locks
+    if locks.driver == "gpio":
+        lockers = locks.gpio.lockers
+        if len(lockers) != locks.slots:
+            problems.append(Problem("devices.locks.gpio.lockers",
+                                    f"gives pins for {len(lockers)} locker(s), expected one entry per locker "
+                                    f"(slots = {locks.slots}), e.g. {{ relay_bcm_pin = 5, door_bcm_pin = 6 }}"))
+        used: dict[int, str] = {}
+        for i, locker in enumerate(lockers, start=1):
+            for key in ("relay_bcm_pin", "door_bcm_pin", "occupancy_bcm_pin"):
+                pin = getattr(locker, key)
+                where = f"devices.locks.gpio.lockers[{i}].{key}"
+                if pin == -1:
+                    if key != "occupancy_bcm_pin" and not any(p.key == where for p in problems):
+                        problems.append(Problem(where, "missing: the BCM GPIO number it is wired to"))
+                    continue
+                if pin in used:
+                    problems.append(Problem(where, f"BCM {pin} is already {used[pin]}"))
+                used[pin] = f"locker {i}'s {key}"
+    if locks.driver == "cu16":
+        c = locks.cu16
+        if locks.slots > len(c.boards) * c.locks_per_board:
+            problems.append(Problem("devices.locks.cu16.boards",
+                                    f"{len(c.boards)} board(s) of {c.locks_per_board} locks cannot hold "
+                                    f"{locks.slots} lockers: add board addresses or lower slots"))
+
+
 def _cross_checks(config: Config, problems: list[Problem]) -> None:
+    _lock_checks(config, problems)
     s = config.session
     if s.pin_min_digits > s.pin_max_digits:
         problems.append(Problem("session.pin_min_digits",
@@ -376,6 +540,11 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
         value = getattr(p, key)
         if p.tls and value and not config.relative(value).is_file():
             problems.append(Problem(f"sip2.{key}", f"found {value!r}, but there is no such file"))
+    r = config.devices.card_reader
+    if r.driver == "keyboard_wedge" and not r.evdev_path.startswith("/dev/input/"):
+        problems.append(Problem("devices.card_reader.evdev_path",
+                                f"found {r.evdev_path!r}, expected the reader's /dev/input/by-id/…-event-kbd "
+                                "path (ls /dev/input/by-id/)"))
     c = config.circulation
     if c.network_limit < c.library_limit:
         problems.append(Problem("circulation.network_limit",

@@ -40,6 +40,9 @@ class Reason(enum.Enum):
     ON_HOLD = "on-hold"  # reserved for another member
     CHARGED_ELSEWHERE = "charged-elsewhere"  # the library shows the copy on loan to someone else
     RENEWAL_REFUSED = "renewal-refused"
+    OFFLINE_NEW_MEMBER = "offline-new-member"  # offline, and never seen online: cannot judge
+    OFFLINE_LIMIT = "offline-limit"  # offline, and as many books as the kiosk lends offline
+    OFFLINE_NO_LENDING = "offline-no-lending"  # offline lending is switched off
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Standing:
     # second-guess it with its own limits, and `verdict` is the library's "no" at login, if any.
     library_decides: bool = False
     verdict: Refusal | None = None
+    # Judged by the kiosk from its cache because the library system could not be reached: the
+    # loans go to the library later, and the screen says so.
+    offline: bool = False
 
 
 def borrow_refusal(member: Standing, policy: Policy, today: dt.date) -> Refusal | None:

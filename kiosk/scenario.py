@@ -15,6 +15,10 @@
     expect ils-no-loan EM0000000025
     expect ils-renewals EM0000000025 1
     expect staff-slot 1    locker 1 is kept for staff (a returned book held for someone else)
+    ils down               cut the kiosk off from the library system (`ils up` restores it)
+    sync                   run the outbox worker until nothing more can be sent now
+    restart                a power cut and a reboot: the kiosk is rebuilt from its database
+    expect queue pending 1 events not yet delivered (or: dead, delivered)
     screenshot borrow.png  saved in the --screenshots folder
 
 See the README for every step. The runner stops at the first step that fails and says why.
@@ -49,14 +53,18 @@ class Step:
 # verb -> (minimum words, maximum words) after the verb; None = any number (free text)
 _SHAPES: dict[str, tuple[int, int | None]] = {
     "card": (1, 1), "scan": (1, None), "tap": (1, 1), "door": (2, 2), "wait": (1, 1),
-    "screenshot": (1, 1), "expect": (2, None),
+    "screenshot": (1, 1), "expect": (2, None), "ils": (1, 1), "sync": (0, 0), "restart": (0, 0),
 }
 _EXPECTS = {
     "screen": (1, 1), "text": (1, None), "loan": (2, 2), "no-loan": (1, 1), "slot": (2, 2),
     "button": (1, 1), "no-button": (1, 1), "alarm": (1, 2), "locked": (1, 1), "unlocked": (1, 1),
     "receipt": (1, 1), "ils-loan": (2, 2), "ils-no-loan": (1, 1), "ils-renewals": (2, 2),
-    "staff-slot": (1, 1),
+    "staff-slot": (1, 1), "queue": (2, 2),
 }
+
+
+# what `expect queue STATE N` counts: pending = on its way (pending, in flight or unknown)
+_QUEUE_STATES = {"pending": ("pending", "inflight", "unknown"), "dead": ("dead",), "delivered": ("delivered",)}
 
 
 def _check_shape(verb: str, args: list[str], shapes: dict[str, tuple[int, int | None]]) -> str | None:
@@ -87,6 +95,10 @@ def parse(text: str) -> list[Step]:
             problem = _check_shape(words[1], words[2:], _EXPECTS)
         if problem is None and words[0] == "door" and words[2] not in ("open", "close"):
             problem = f"door takes open or close, found {words[2]!r}"
+        if problem is None and words[0] == "ils" and words[1] not in ("down", "up"):
+            problem = f"ils takes down or up, found {words[1]!r}"
+        if problem is None and words[:2] == ["expect", "queue"] and words[2] not in _QUEUE_STATES:
+            problem = f"expect queue takes {', '.join(_QUEUE_STATES)}, found {words[2]!r}"
         if problem:
             raise ScenarioError(number, line, problem)
         steps.append(Step(number, line, tuple(words)))
@@ -97,10 +109,11 @@ class Runner:
     """Runs steps against a kiosk built on simulated devices, a fake clock and a display."""
 
     def __init__(self, kiosk, clock: FakeClock, *, screenshots: Path | None = None,
-                 echo: Callable[[str], None] | None = None,
-                 ils_loans: Callable[[], list[dict]] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None, ils=None,
+                 restart: Callable[[], object] | None = None) -> None:
         self.kiosk = kiosk
-        self.ils_loans = ils_loans  # the library system's current loans (item, patron, renewals)
+        self.ils = ils  # the demo library system: loans(), down(), up()
+        self.restart = restart  # builds and starts the kiosk anew from its database
         self.clock = clock
         self.screenshots = screenshots
         self.echo = echo or (lambda _line: None)
@@ -145,6 +158,18 @@ class Runner:
                 self.kiosk.display.screenshot(self.screenshots / args[0])
         elif verb == "expect":
             self._expect(args[0], args[1:])
+        elif verb == "ils":
+            if self.ils is None:
+                self._fail("this kiosk runs without a library system (set [library] backend = \"sip2\")")
+            (self.ils.down if args[0] == "down" else self.ils.up)()
+        elif verb == "sync":
+            if self.kiosk.sync_now() is None:
+                self._fail("this kiosk has no outbox worker (set [library] backend = \"sip2\")")
+        elif verb == "restart":
+            if self.restart is None:
+                self._fail("this runner cannot restart the kiosk")
+            self.kiosk.power_cut()
+            self.kiosk = self.restart()
 
     def _buttons(self) -> dict:
         return dict(self.frame.buttons) if self.frame is not None else {}
@@ -196,12 +221,13 @@ class Runner:
             loan = store.open_loan(args[0])
             if loan is None:
                 self._fail(f"{args[0]} is not on loan")
-            elif loan["member_id"] != args[1]:
-                self._fail(f"{args[0]} is on loan to {loan['member_id']}, not {args[1]}")
+            elif loan["member_id"] != args[1] and loan["member_key"] != store.key_of(args[1]):
+                # (where the ILS keeps the records only a keyed hash of the member stays here)
+                self._fail(f"{args[0]} is on loan to someone else, not {args[1]}")
         elif what == "no-loan":
             loan = store.open_loan(args[0])
             if loan is not None:
-                self._fail(f"{args[0]} is on loan to {loan['member_id']} since {loan['loaned_at']}")
+                self._fail(f"{args[0]} is on loan since {loan['loaned_at']}")
         elif what == "slot":
             contents = store.slot_contents(int(args[0]))
             wanted = None if args[1] == "empty" else args[1]
@@ -227,6 +253,11 @@ class Runner:
             held = {row["slot"]: row for row in store.staff_slots()}
             if int(args[0]) not in held:
                 self._fail(f"locker {args[0]} is not kept for staff (kept: {sorted(held) or 'none'})")
+        elif what == "queue":
+            counts = store.queue_status()["counts"]
+            found = sum(counts.get(state, 0) for state in _QUEUE_STATES[args[0]])
+            if found != int(args[1]):
+                self._fail(f"the outbox has {found} {args[0]} event(s), expected {args[1]} (by state: {counts})")
         elif what == "receipt":
             receipt = state.receipt
             if receipt is None or receipt.item != args[0]:
@@ -234,9 +265,9 @@ class Runner:
 
 
     def _expect_ils(self, what: str, args: list[str]) -> None:
-        if self.ils_loans is None:
+        if self.ils is None:
             self._fail("this kiosk runs without a library system (set [library] backend = \"sip2\")")
-        loan = next((row for row in self.ils_loans() if row["item"] == args[0]), None)
+        loan = next((row for row in self.ils.loans() if row["item"] == args[0]), None)
         if what == "ils-no-loan":
             if loan is not None:
                 self._fail(f"the library has {args[0]} on loan to {loan['patron']}")

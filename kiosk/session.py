@@ -80,6 +80,7 @@ class Settings:
     door_open_timeout_s: float = 30.0
     door_left_open_s: float = 60.0
     notice_s: float = 20.0  # receipts and errors go away by themselves after this
+    offline_max_loans: int = 2  # books a member may borrow while the library system is unreachable
     language: str = "ko"
 
 

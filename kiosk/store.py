@@ -562,6 +562,12 @@ class Store:
                 "WHERE seq = ?", [state, when.isoformat(), f"{at.isoformat()} {reason}", seq],
             )
 
+    def retry_now(self) -> None:
+        """Events waiting out a back-off are due now (the library answers again)."""
+        with self.transaction() as db:
+            db.execute(f"UPDATE outbox SET next_attempt_at = NULL WHERE state IN {_UNSETTLED} "
+                       "AND next_attempt_at IS NOT NULL")
+
     def queue_status(self) -> dict:
         """Counts by state, the oldest undelivered event's time, and how many undelivered events
         were stamped by an unsynchronised clock (their dates are not facts): for staff."""

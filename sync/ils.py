@@ -76,6 +76,10 @@ class Sip2Library:
         except Sip2Error as exc:
             log.info("keep-alive: %s", exc)
 
+    def probe(self) -> None:
+        """Ask the library system whether it answers (99); raises LibraryUnavailable if not."""
+        self._call(self._client.sc_status)
+
     def close(self) -> None:
         with self._lock:
             self._pins.clear()

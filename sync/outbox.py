@@ -12,7 +12,10 @@ the worker never sends blind:
 * replays carry no block = Y and the original transaction date; checkouts the due date the kiosk
   gave, checkins the real return date;
 * a library that cannot be reached puts the event back with capped exponential back-off and full
-  jitter, and the drain stops there; no answer after sending marks it unknown.
+  jitter, and the drain stops there; no answer after sending marks it unknown;
+* an event stamped while the kiosk's clock was not synchronised (a Pi without a battery clock,
+  booted without network) does not present its date as a fact: it is replayed with the time of
+  the replay and lets the library set the due date, and staff see it flagged in the queue.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from kiosk.clock import Clock, boot_id
 from kiosk.store import Store, sender_alive, sender_id
@@ -52,7 +56,8 @@ class OutboxWorker:
     """Drains one store's outbox into one library system through a SIP2 client."""
 
     def __init__(self, store: Store, client: Client, clock: Clock, *, backoff_initial_s: float = 5.0,
-                 backoff_max_s: float = 600.0, rng: random.Random | None = None, boot: str | None = None) -> None:
+                 backoff_max_s: float = 600.0, rng: random.Random | None = None, boot: str | None = None,
+                 retention: Any = None, owns: bool = False, purge_every_s: float = 3600.0) -> None:
         self._store = store
         self._client = client
         self._clock = clock
@@ -61,12 +66,40 @@ class OutboxWorker:
         self._boot = boot if boot is not None else boot_id()
         self._me = sender_id(self._boot)
         self._failures = 0
+        self._retention = retention  # the config's [offline] section (retention days), or None
+        self._owns = owns  # close the store and the client with the worker
+        self._purge_every_s = purge_every_s
+        self._purged_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self._store.path} via {self._client!r}>"
 
-    def drain(self, limit: int | None = None) -> DrainReport:
-        """Deliver events until none is due, the library is unreachable, or `limit` is reached."""
+    def close(self) -> None:
+        if self._owns:
+            self._client.close()
+            self._store.close()
+
+    def housekeeping(self) -> dict[str, int]:
+        """Enforce the retention of delivered events and of the member cache (at most hourly)."""
+        now = self._clock.monotonic()
+        if self._retention is None or (self._purged_at is not None and now - self._purged_at < self._purge_every_s):
+            return {}
+        self._purged_at = now
+        deleted = self._store.purge(self._clock.now(), delivered_days=self._retention.delivered_retention_days,
+                                    cache_days=self._retention.cache_days)
+        if any(deleted.values()):
+            log.info("retention: deleted %s", ", ".join(f"{n} {table}" for table, n in deleted.items() if n))
+        return deleted
+
+    def drain(self, limit: int | None = None, *, retry_now: bool = False) -> DrainReport:
+        """Deliver events until none is due, the library is unreachable, or `limit` is reached.
+
+        `retry_now`: the library is known to answer again (or a technician asked): events
+        waiting out a back-off are due now, and so is the connection."""
+        if retry_now:
+            self._store.retry_now()
+            self._client.next_attempt_at = None
+            self._failures = 0
         report = DrainReport()
         done = 0
         while limit is None or done < limit:
@@ -113,6 +146,10 @@ class OutboxWorker:
         """("delivered" or "dead", reason). Raises Sip2Error when the library cannot be asked."""
         item, kind = event["item"], event["kind"]
         payload = json.loads(event["payload"] or "{}")
+        if not event["clock_synced"]:
+            # Its dates came from a clock nobody had set: the replay's own time is the best fact.
+            payload = {key: value for key, value in payload.items()
+                       if key not in ("transaction_date", "return_date", "due")}
         facts = self._client.item_information(item)
         on_loan = facts.circulation_status in ON_LOAN
         if kind == "checkout":

@@ -84,8 +84,11 @@ def test_a_checkout_whose_answer_is_lost_is_taken_back(kiosk, ils):
 
 def test_an_ils_that_is_down_at_login_is_said_so(kiosk, ils):
     ils.faults.down = True
-    login(kiosk)
-    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+    login(kiosk)  # a member this kiosk has never seen online: nothing to judge them by
+    assert kiosk.state.screen == "menu" and kiosk.state.member.offline
+    assert kiosk.status().offline
+    kiosk.tap("borrow")
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason is Reason.OFFLINE_NEW_MEMBER
 
 
 def test_a_return_reaches_the_ils_and_a_reserved_book_goes_to_staff(kiosk, ils):

@@ -37,6 +37,7 @@ STRINGS: dict[str, dict[str, str]] = {
         # menu
         "menu.greeting": "{name}님, 안녕하세요",
         "menu.sub": "원하시는 서비스를 선택해 주세요",
+        "menu.greeting.anon": "회원님, 안녕하세요",
         "menu.loans.here": "이 도서관 대출",
         "menu.loans.network": "책이음 전체 대출",
         "menu.count": "{n} / {limit}권",
@@ -175,6 +176,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.charged-elsewhere.next": "다른 책을 골라 주세요. 직원이 확인하겠습니다",
         "r.renewal-refused": "이 책은 대출을 연장할 수 없습니다",
         "r.renewal-refused.next": "예약이 있거나 연장 횟수를 다 쓴 책입니다. 반납일까지 반납해 주세요",
+        "r.offline-new-member": "지금은 도서관 시스템에 연결할 수 없어 처음 이용하시는 회원증으로는 대출할 수 없습니다",
+        "r.offline-new-member.next": "반납은 지금도 할 수 있습니다. 대출은 연결이 돌아온 뒤 다시 시도해 주세요",
+        "r.offline-limit": "연결이 끊긴 동안에는 {limit}권까지만 빌릴 수 있습니다",
+        "r.offline-limit.generic": "연결이 끊긴 동안 빌릴 수 있는 만큼 모두 빌리셨습니다",
+        "r.offline-limit.next": "도서관 시스템에 다시 연결되면 더 빌릴 수 있습니다",
+        "r.offline-no-lending": "도서관 시스템에 연결할 수 없어 지금은 대출할 수 없습니다",
+        "r.offline-no-lending.next": "반납은 지금도 할 수 있습니다. 대출은 잠시 후 다시 시도해 주세요",
+        "menu.offline": "도서관 시스템과 연결이 끊겨 오프라인으로 운영 중입니다. {limit}권까지 빌릴 수 있으며, 대출 기록은 연결되는 대로 도서관에 전달됩니다",
     },
     "en": {
         "lang.switch": "한국어",
@@ -195,6 +204,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "pin.privacy": "Your PIN is never shown on screen",
         "menu.greeting": "Hello, {name}",
         "menu.sub": "What would you like to do?",
+        "menu.greeting.anon": "Hello",
         "menu.loans.here": "Loans here",
         "menu.loans.network": "All libraries (책이음)",
         "menu.count": "{n} of {limit}",
@@ -326,6 +336,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.charged-elsewhere.next": "Please choose another book; staff will check this one",
         "r.renewal-refused": "This loan cannot be renewed",
         "r.renewal-refused.next": "It may be reserved, or renewed as often as allowed. Please return it by the due date",
+        "r.offline-new-member": "The library system cannot be reached, so a card used here for the first time cannot borrow now",
+        "r.offline-new-member.next": "You can still return books. Please try borrowing again once the connection is back",
+        "r.offline-limit": "While the connection is down you can borrow up to {limit} book(s)",
+        "r.offline-limit.generic": "You have borrowed as many books as the kiosk lends while offline",
+        "r.offline-limit.next": "You can borrow more once the library system is reachable again",
+        "r.offline-no-lending": "The library system cannot be reached, so books cannot be borrowed now",
+        "r.offline-no-lending.next": "You can still return books. Please try borrowing again in a while",
+        "menu.offline": "The kiosk is offline: the library system cannot be reached. You can borrow up to {limit} book(s); your loans reach the library as soon as it is back",
     },
 }
 
@@ -410,7 +428,7 @@ def reason_text(refusal: Refusal, lang: str) -> tuple[str, str]:
         if count == "1" and _lang(lang) == "en":
             return t(key + ".one", lang), nxt
         return t(key, lang, count=count), nxt
-    if reason in (Reason.LIBRARY_LIMIT, Reason.NETWORK_LIMIT):
+    if reason in (Reason.LIBRARY_LIMIT, Reason.NETWORK_LIMIT, Reason.OFFLINE_LIMIT):
         limit = d("limit")
         return (t(key, lang, limit=limit) if limit else t(key + ".generic", lang)), nxt
     if reason is Reason.DOOR_TIMEOUT:

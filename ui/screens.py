@@ -172,13 +172,18 @@ def menu(c: Canvas, state: State, now: float, page: int) -> None:
         if frac > 0:
             rrect(c.surface, theme.RED if full else theme.ACCENT, pygame.Rect(bar.x, bar.y, max(bar.h, round(bar.w * frac)), bar.h), bar.h // 2)
     text_w = x - b.x - m.px(32)
-    y = c.paragraph(t("menu.greeting", lang, name=name), pygame.Rect(b.x, top - m.px(4), text_w, 0),
+    greeting = t("menu.greeting", lang, name=name) if name else t("menu.greeting.anon", lang)
+    y = c.paragraph(greeting, pygame.Rect(b.x, top - m.px(4), text_w, 0),
                     m.font(44), theme.INK, bold=True, max_lines=2).bottom
     y = c.text(t("menu.sub", lang), (b.x, y + m.px(4)), m.font(22), theme.INK_2, max_width=text_w).bottom
-    if member is not None and member.messages:
+    notes = list(member.messages[:2]) if member is not None else []
+    if member is not None and member.offline:
+        # decided from the kiosk's cache: say what that means for the patron
+        notes.insert(0, t("menu.offline", lang, limit=state.settings.offline_max_loans))
+    if notes:
         # the library's own notes for this member (e.g. a hold is waiting), shown as given
         y = max(y, top + sh) + m.px(14)
-        for msg in member.messages[:2]:
+        for msg in notes[:2]:
             note = pygame.Rect(b.x, y, b.w, m.px(44))
             rrect(c.surface, (232, 238, 248), note, m.px(12))
             c.text(msg, (note.x + m.px(18), note.centery), m.font(18), theme.NAVY, anchor="midleft",
