@@ -58,7 +58,7 @@ _SHAPES: dict[str, tuple[int, int | None]] = {
 _EXPECTS = {
     "screen": (1, 1), "text": (1, None), "loan": (2, 2), "no-loan": (1, 1), "slot": (2, 2),
     "button": (1, 1), "no-button": (1, 1), "alarm": (1, 2), "locked": (1, 1), "unlocked": (1, 1),
-    "receipt": (1, 1), "ils-loan": (2, 2), "ils-no-loan": (1, 1), "ils-renewals": (2, 2),
+    "receipt": (1, 1), "ils-loan": (2, 3), "ils-no-loan": (1, 1), "ils-renewals": (2, 2),
     "staff-slot": (1, 1), "queue": (2, 2),
 }
 
@@ -276,6 +276,8 @@ class Runner:
             self._fail(f"the library has no loan of {args[0]}")
         elif what == "ils-loan" and loan["patron"] != args[1]:
             self._fail(f"the library has {args[0]} on loan to {loan['patron']}, not {args[1]}")
+        elif what == "ils-loan" and len(args) > 2 and not loan["checked_out_at"].startswith(args[2]):
+            self._fail(f"the library has {args[0]} on loan since {loan['checked_out_at']}, expected {args[2]}")
         elif what == "ils-renewals" and int(loan["renewals"]) != int(args[1]):
             self._fail(f"the library shows {loan['renewals']} renewal(s) of {args[0]}, expected {args[1]}")
 

@@ -54,7 +54,7 @@ def test_ils_steps_need_a_library_system(local_config, tmp_path, capsys):
 def test_every_flow_has_a_scenario():
     names = {p.stem for p in SCENARIOS}
     assert {"borrow", "borrow_phone", "return", "refusals", "pin", "door_timeout", "door_faults",
-            "inactivity", "my_loans", "ils_borrow_renew", "ils_door_timeout", "ils_return_hold"} <= names
+            "inactivity", "my_loans", "ils_borrow_renew", "ils_door_timeout", "ils_return_hold", "ils_offline_borrow"} <= names
 
 
 def test_the_tour_visits_every_screen_and_saves_screenshots(tmp_path, capsys):

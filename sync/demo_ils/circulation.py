@@ -289,7 +289,10 @@ class Circulation:
         if item.status in ("lost", "missing", "in_transit"):
             return _Outcome(False, NOT_AVAILABLE, patron=patron.member_id, item=item)
         due = nb_due or db.end_of_day(now.date() + dt.timedelta(days=policy.loan_days), now.tzinfo)
-        db.add_loan(conn, item.item, patron.member_id, now, due, policy.library)
+        # An offline replay (no block, honoured, as Koha does) is recorded when it really happened.
+        when = parse_date(request.fixed.get("transaction_date", ""), tz=now.tzinfo) if bypass else None
+        loaned_at = when if when is not None and when <= now else now
+        db.add_loan(conn, item.item, patron.member_id, loaned_at, due, policy.library)
         for hold in holds:  # the patron's own hold is filled by this loan
             db.remove_hold(conn, hold.id)
         db.set_status(conn, item.item, "available")
