@@ -373,6 +373,13 @@ class Debouncer:
         self._seen[text] = now
         return fresh
 
+    def still_in_view(self, texts: Iterable[str]) -> None:
+        """The codes are still there (a frame that was not decoded because nothing changed)."""
+        now = self._clock()
+        for text in texts:
+            if text in self._seen:
+                self._seen[text] = now
+
 
 # -- the pipeline
 

@@ -7,7 +7,12 @@ import importlib
 from typing import Any
 
 ADAPTERS: dict[str, dict[str, str]] = {
-    "card_reader": {"simulated": "drivers.simulated:SimCardReader"},
+    "card_reader": {
+        "simulated": "drivers.simulated:SimCardReader",
+        "mfrc522": "drivers.mfrc522_reader:Mfrc522Reader",
+        "nfc": "drivers.nfc_reader:NfcReader",
+        "keyboard_wedge": "drivers.keyboard_wedge:KeyboardWedgeReader",
+    },
     "scanner": {"simulated": "drivers.simulated:SimScanner"},
     "locks": {"simulated": "drivers.simulated:SimLockBank"},
 }
