@@ -1,5 +1,10 @@
 """What a patron does at a kiosk under test, and what the demo ILS then holds."""
 
+import datetime as dt
+import uuid
+
+from kiosk.session import DoorJob
+from kiosk.store import Item, Stamp
 from sync.demo_ils import loans_report
 
 
@@ -29,3 +34,23 @@ def ils_loans(ils) -> dict:
 
 def ils_log(ils, item) -> list:
     return [e for e in loans_report(ils.db_path)["log"] if e["item"] == item]
+
+
+def queue_loan(store, clock, item, member, *, slot=None, boot="boot-test", days=14):
+    """A loan the kiosk recorded while the library was not told (its checkout waits in the
+    outbox): the door job is committed, then the loan, as the app does. Returns the event id."""
+    slot = slot if slot is not None else (store.slot_of(item) or 1)
+    job = DoorJob(f"loan-{uuid.uuid4().hex[:12]}", "loan", slot, item, item, member,
+                  clock.now().date() + dt.timedelta(days=days))
+    store.begin_door_job(job, clock.now())
+    return store.record_loan(job, Stamp(clock.now(), True, boot))
+
+
+def queue_return(store, clock, item, *, slot=1, boot="boot-test"):
+    """A return the kiosk recorded into locker `slot` whose checkin waits in the outbox."""
+    if store.item(item) is None:
+        store.add_items([Item(item, item, "")])  # a book from the library's shelves
+    store.put_in_slot(slot, None, clock.now())
+    job = DoorJob(f"return-{uuid.uuid4().hex[:12]}", "return", slot, item, item)
+    store.begin_door_job(job, clock.now())
+    return store.record_return(job, Stamp(clock.now(), True, boot))
