@@ -13,7 +13,11 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "nfc": "drivers.nfc_reader:NfcReader",
         "keyboard_wedge": "drivers.keyboard_wedge:KeyboardWedgeReader",
     },
-    "scanner": {"simulated": "drivers.simulated:SimScanner"},
+    "scanner": {
+        "simulated": "drivers.simulated:SimScanner",
+        "camera": "drivers.camera:CameraScanner",
+        "serial": "drivers.serial_scanner:SerialScanner",
+    },
     "locks": {"simulated": "drivers.simulated:SimLockBank"},
 }
 
