@@ -33,7 +33,23 @@ class DoorChanged:
     open: bool
 
 
-DeviceEvent = Union[CardRead, CodeRead, DoorChanged]
+@dataclass(frozen=True)
+class DoorAlarm:
+    """Something about a locker that staff must know, seen by the lock bank itself."""
+
+    slot: int
+    kind: str  # "door-left-open" (any door, however it opened), "lock-jammed" (unlocked, never opened)
+
+
+@dataclass(frozen=True)
+class OccupancyChanged:
+    """An occupancy sensor (infrared, a shelf switch) saw something arrive in or leave a locker."""
+
+    slot: int
+    occupied: bool
+
+
+DeviceEvent = Union[CardRead, CodeRead, DoorChanged, DoorAlarm, OccupancyChanged]
 Emit = Callable[[DeviceEvent], None]
 
 
@@ -63,9 +79,18 @@ class LockBank(Protocol):
     def start(self, emit: Emit) -> None:
         """Lock every locker (fail secure) and begin reporting door changes."""
 
-    def unlock(self, slot: int) -> None: ...
+    def unlock(self, slot: int) -> None:
+        """Release this locker's lock; DeviceError when it cannot (or is out of service)."""
+
     def lock(self, slot: int) -> None: ...
     def is_open(self, slot: int) -> bool: ...
+
+    def poll(self) -> None:
+        """Read the sensors once and run the timers (pulse ends, doors left open, jams). The app
+        calls it from its loop, unless the bank has `polls_itself` (its own thread)."""
+
+    def out_of_service(self) -> dict[int, str]:
+        """Lockers that cannot be used now (their board does not answer), with the reason."""
 
     def close(self) -> None:
         """Lock every locker and release the hardware. Idempotent."""

@@ -18,7 +18,11 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "camera": "drivers.camera:CameraScanner",
         "serial": "drivers.serial_scanner:SerialScanner",
     },
-    "locks": {"simulated": "drivers.simulated:SimLockBank"},
+    "locks": {
+        "simulated": "drivers.simulated:SimLockBank",
+        "gpio": "drivers.gpio_locks:GpioLockBank",
+        "cu16": "drivers.cu16:Cu16LockBank",
+    },
 }
 
 
