@@ -34,6 +34,7 @@ class IdentifierRules:
     uid_format: str = "hex"  # "hex" or "decimal"
     uid_byte_order: str = "as-read"  # "as-read" or "reversed"
     uid_decimal_digits: int = 10  # zero padding of decimal UIDs (0: none)
+    uid_check_byte: bool = False  # a 4-byte UID with its BCC appended, as mfrc522's read_id counts it
 
 
 def _full(pattern: str, text: str) -> bool:
@@ -78,6 +79,9 @@ def format_uid(uid: bytes, rules: IdentifierRules) -> str:
     """
     if not uid:
         raise ValueError("empty card UID")
+    if rules.uid_check_byte and len(uid) == 4:
+        # Cards enrolled with the mfrc522 package's read_id(): its number includes the BCC.
+        uid = uid + bytes([uid[0] ^ uid[1] ^ uid[2] ^ uid[3]])
     data = uid[::-1] if rules.uid_byte_order == "reversed" else uid
     if rules.uid_format == "decimal":
         number = str(int.from_bytes(data, "big"))
@@ -91,6 +95,28 @@ def parse_uid_hex(text: str) -> bytes:
     if not cleaned or len(cleaned) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", cleaned):
         raise ValueError(f"not a card UID in hex: {text!r}")
     return bytes.fromhex(cleaned)
+
+
+def parse_uid_text(text: str, *, fmt: str, byte_order: str) -> bytes:
+    """The UID bytes behind a UID as a keyboard-wedge reader types it: hex or decimal, in reading
+    order or reversed ("as-read" / "reversed"). A decimal number gives 4 bytes when it fits
+    (the usual 10-digit card number), else 7, else 10. The inverse of `format_uid`."""
+    cleaned = text.strip()
+    if fmt == "hex":
+        data = parse_uid_hex(cleaned)
+    elif fmt == "decimal":
+        if not cleaned.isascii() or not cleaned.isdigit() or len(cleaned) > 25:
+            raise ValueError(f"not a card UID in decimal: {text!r}")
+        number = int(cleaned)
+        size = next((n for n in (4, 7, 10) if number < 1 << (8 * n)), None)
+        if size is None:
+            raise ValueError(f"too large for a card UID: {text!r}")
+        data = number.to_bytes(size, "big")
+    else:
+        raise ValueError(f"unknown UID format {fmt!r}")
+    if len(data) not in (4, 7, 8, 10):
+        raise ValueError(f"a card UID has 4, 7, 8 (FeliCa) or 10 bytes, not {len(data)}: {text!r}")
+    return data[::-1] if byte_order == "reversed" else data
 
 
 def mask(identifier: str) -> str:

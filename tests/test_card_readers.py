@@ -1,0 +1,585 @@
+"""Card readers: the same contract for the simulated reader and every real adapter, each real one
+running its own code (and its library's: mfrc522, nfcpy, evdev) over a fake lowest layer: the
+MFRC522's registers on a fake SPI bus, a fake nfcpy chipset driver, a recorded evdev stream."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+import pytest
+
+from drivers.base import CardRead
+from drivers.simulated import SimCardReader
+from fake_evdev import EvdevWorld, typed
+from fake_mfrc522 import FakeCard, FakeChip, install
+from fake_nfc import NfcWorld
+from kiosk.identifiers import IdentifierRules, format_uid
+
+MEMBER_1_CARD = bytes.fromhex("04A1B2C3")  # demo member 11110100000001
+SEVEN = bytes.fromhex("04112233445566")
+WEDGE_PATH = "/dev/input/by-id/usb-Card_Reader_0001-event-kbd"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Rig:
+    """A reader and the hand that taps cards on it. `poll()` lets the reader look `n` times, the
+    fake clock moving one poll interval each time (the reader thread's job, done here in step)."""
+
+    threaded_poll_interval_s = 0.005
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.events: list[CardRead] = []
+        self.reader = None
+
+    def start(self) -> None:
+        self.reader.attach(self.events.append)
+        self.poll()  # the reader thread's first step opens the device
+
+    def poll(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.reader.step()
+            self.clock.t += 0.1
+
+    def wait(self, seconds: float) -> None:
+        """Time passes with the reader polling all along."""
+        self.poll(max(1, int(seconds / 0.1)))
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class SimRig(Rig):
+    name = "simulated"
+
+    def __init__(self, monkeypatch) -> None:
+        super().__init__()
+        self.reader = SimCardReader()
+
+    def start(self) -> None:
+        self.reader.start(self.events.append)
+
+    def tap(self, uid: bytes) -> None:
+        self.reader.present(uid)
+
+    def lift(self) -> None:
+        pass
+
+    def poll(self, n: int = 1) -> None:
+        self.clock.t += 0.1 * n
+
+
+class Mfrc522Rig(Rig):
+    name = "mfrc522"
+
+    def __init__(self, monkeypatch, **options) -> None:
+        super().__init__()
+        self.gpio, self.spidev = install(monkeypatch)
+        self.chip = FakeChip()
+        self.spidev.chips[(0, 0)] = self.chip
+        from drivers.mfrc522_reader import Mfrc522Reader
+
+        self.options = {"clock": self.clock, **options}
+        self.reader = Mfrc522Reader(**self.options)
+
+    def tap(self, uid: bytes, **card) -> FakeCard:
+        return self.chip.tap(FakeCard(uid, sak=0x08 if len(uid) == 4 else 0x00, **card))
+
+    def lift(self) -> None:
+        self.chip.remove()
+
+    def unplug(self) -> None:
+        self.chip.wired = False
+
+    def replug(self) -> None:
+        self.chip.wired = True
+
+    def garbage(self) -> None:
+        self.tap(MEMBER_1_CARD, bad_bcc=True)
+
+
+class NfcRig(Rig):
+    name = "nfc"
+
+    def __init__(self, monkeypatch, **options) -> None:
+        super().__init__()
+        self.world = NfcWorld().install(monkeypatch)
+        from drivers.nfc_reader import NfcReader
+
+        self.options = {"clock": self.clock, "nfc_path": "usb:054c:06c1", **options}
+        self.reader = NfcReader(**self.options)
+
+    def tap(self, uid: bytes, kind: str = "A") -> None:
+        self.world.tap(kind, uid)
+
+    def lift(self) -> None:
+        self.world.remove()
+
+    def unplug(self) -> None:
+        self.world.plugged = False
+
+    def replug(self) -> None:
+        self.world.plugged = True
+
+    def garbage(self) -> None:
+        import nfc.clf
+
+        self.world.garbage = nfc.clf.RemoteTarget("106A", sens_res=bytearray(b"\x44\x00"), sel_res=bytearray(b"\x00"),
+                                                  sdd_res=bytearray(b"\x01\x02\x03\x04\x05"))
+
+
+class WedgeRig(Rig):
+    """A reader that types the 4-byte UID reversed, as a 10-digit decimal number (the usual)."""
+
+    name = "keyboard_wedge"
+    threaded_poll_interval_s = 0.005
+
+    def __init__(self, monkeypatch, **options) -> None:
+        super().__init__()
+        self.world = EvdevWorld().install(monkeypatch)
+        self.world.plugged.add(WEDGE_PATH)
+        from drivers.keyboard_wedge import KeyboardWedgeReader
+
+        # select() waits this long for keys; the fake clock is what the debouncer reads
+        self.options = {"clock": self.clock, "evdev_path": WEDGE_PATH, "poll_interval_s": 0.002, **options}
+        self.reader = KeyboardWedgeReader(**self.options)
+        self.holding: bytes | None = None
+
+    def line(self, uid: bytes) -> str:
+        rules = IdentifierRules(uid_format="decimal", uid_byte_order="reversed",
+                                uid_decimal_digits=10 if len(uid) == 4 else 0)
+        return format_uid(uid, rules)
+
+    def tap(self, uid: bytes) -> None:
+        self.world.send(typed(self.line(uid)))
+        self.holding = uid
+
+    def poll(self, n: int = 1) -> None:
+        for i in range(n):
+            # Cheap wedge readers type the card again every 0.5 s while it stays on them.
+            if self.holding is not None and i and i % 5 == 0 and not self.world.device.closed:
+                self.world.send(typed(self.line(self.holding)))
+            self.reader.step()
+            self.clock.t += 0.1
+
+    def lift(self) -> None:
+        self.holding = None
+
+    def unplug(self) -> None:
+        self.world.unplug(WEDGE_PATH)
+
+    def replug(self) -> None:
+        self.world.plugged.add(WEDGE_PATH)
+
+    def garbage(self) -> None:
+        self.world.send(typed("ERR?!"))
+
+    def close(self) -> None:
+        super().close()
+        self.world.close_all()
+
+
+ALL = [SimRig, Mfrc522Rig, NfcRig, WedgeRig]
+REAL = [Mfrc522Rig, NfcRig, WedgeRig]
+
+
+@pytest.fixture(params=ALL, ids=lambda r: r.name)
+def rig(request, monkeypatch):
+    r = request.param(monkeypatch)
+    yield r
+    r.close()
+
+
+@pytest.fixture(params=REAL, ids=lambda r: r.name)
+def real(request, monkeypatch):
+    r = request.param(monkeypatch)
+    yield r
+    r.close()
+
+
+# -- the contract, for every reader
+
+
+def test_a_tap_is_reported_once_with_the_plain_uid(rig):
+    rig.start()
+    rig.poll()
+    assert rig.reader.health().available
+    rig.tap(MEMBER_1_CARD)
+    rig.poll(3)
+    assert rig.events == [CardRead(MEMBER_1_CARD)]
+
+
+def test_a_card_held_on_the_reader_is_one_tap_and_a_new_tap_is_another(rig):
+    rig.start()
+    rig.tap(MEMBER_1_CARD)
+    rig.wait(3.0)  # held for 3 s
+    assert rig.events == [CardRead(MEMBER_1_CARD)]
+    rig.lift()
+    rig.wait(1.5)
+    rig.tap(MEMBER_1_CARD)
+    rig.poll(2)
+    assert rig.events == [CardRead(MEMBER_1_CARD)] * 2
+
+
+def test_another_card_right_after_is_a_new_tap(rig):
+    rig.start()
+    rig.tap(MEMBER_1_CARD)
+    rig.poll(2)
+    rig.lift()
+    other = bytes.fromhex("04A1B2C4")
+    rig.tap(other)
+    rig.poll(2)
+    assert rig.events == [CardRead(MEMBER_1_CARD), CardRead(other)]
+
+
+def test_a_seven_byte_uid_is_read_whole(rig):
+    rig.start()
+    rig.tap(SEVEN)
+    rig.poll(2)
+    assert rig.events == [CardRead(SEVEN)]
+
+
+def test_the_same_card_gives_the_same_member_on_every_reader(rig):
+    rig.start()
+    rig.tap(MEMBER_1_CARD)
+    rig.poll(2)
+    (event,) = rig.events
+    assert format_uid(event.uid, IdentifierRules()) == "04A1B2C3"  # member 1's registered card
+
+
+def test_health_before_start_and_after_close_and_close_is_idempotent(rig):
+    assert not rig.reader.health().available
+    rig.start()
+    rig.poll()
+    assert rig.reader.health().available
+    rig.reader.close()
+    rig.reader.close()
+    assert rig.reader.health() == rig.reader.health().__class__(False, "not started")
+    assert "SimCardReader" in repr(rig.reader) or "available" in repr(rig.reader)
+
+
+def test_a_started_reader_reports_from_its_own_thread(request, monkeypatch):
+    for rig_class in REAL:
+        r = rig_class(monkeypatch, poll_interval_s=rig_class.threaded_poll_interval_s, clock=__import__("time").monotonic)
+        got = queue.Queue()
+        r.reader.start(got.put)
+        try:
+            r.tap(MEMBER_1_CARD)
+            assert got.get(timeout=10) == CardRead(MEMBER_1_CARD), rig_class.name
+            assert r.reader.health().available
+        finally:
+            r.close()
+        assert not any(t.name.endswith(" reader") and t.is_alive() for t in threading.enumerate()), rig_class.name
+
+
+# -- unplugging, nonsense, logs: every real reader
+
+
+def test_an_unplugged_reader_is_unavailable_and_comes_back_by_itself(real):
+    real.start()
+    real.poll()
+    assert real.reader.health().available
+    real.unplug()
+    real.poll(3)
+    health = real.reader.health()
+    assert not health.available and health.reason
+    real.replug()
+    real.wait(35.0)  # longer than the largest back-off
+    assert real.reader.health().available
+    real.tap(MEMBER_1_CARD)
+    real.poll(3)
+    assert real.events == [CardRead(MEMBER_1_CARD)]
+    assert real.reader.stats["opens"] >= 2
+
+
+def test_back_off_grows_while_the_reader_stays_unplugged(real):
+    real.start()
+    real.poll()
+    real.unplug()
+    real.wait(60.0)
+    failures = real.reader.stats["failures"]
+    assert 3 <= failures <= 10  # 0.5, 1, 2, 4, … 30 s: not 600 attempts
+
+
+def test_persistent_nonsense_is_counted_logged_and_marks_the_reader_unavailable(real, caplog):
+    caplog.set_level(logging.WARNING, "kiosk.card_reader")
+    real.start()
+    real.poll()
+    real.garbage()
+    if isinstance(real, WedgeRig):
+        for _ in range(6):
+            real.garbage()
+            real.poll()
+    else:
+        real.poll(6)
+    assert real.events == []
+    assert real.reader.stats["bad_reads"] >= 5
+    health = real.reader.health()
+    assert not health.available and "unreadable" in health.reason
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    if isinstance(real, NfcRig):
+        real.world.garbage = None
+    real.lift()
+    real.tap(MEMBER_1_CARD)
+    real.poll(3)
+    assert real.events == [CardRead(MEMBER_1_CARD)]
+    assert real.reader.health().available
+
+
+def test_logs_never_show_more_of_a_uid_than_its_last_4_hex_digits(real, caplog):
+    caplog.set_level(logging.DEBUG)
+    real.start()
+    real.tap(MEMBER_1_CARD)
+    real.poll(3)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "B2C3" in text
+    for whole in ("04A1B2C3", "04a1b2c3", "3283263748", "C3B2A104", str(int.from_bytes(MEMBER_1_CARD, "big"))):
+        assert whole not in text
+
+
+# -- MFRC522
+
+
+@pytest.fixture
+def mfrc(monkeypatch):
+    r = Mfrc522Rig(monkeypatch)
+    yield r
+    r.close()
+
+
+def test_mfrc522_reads_through_the_package_and_halts_the_card(mfrc):
+    mfrc.start()
+    card = mfrc.tap(MEMBER_1_CARD)
+    mfrc.poll()
+    assert card.answered == ["ATQA", "ANTICOLL1", "SELECT1", "HALT"]
+    assert mfrc.events == [CardRead(MEMBER_1_CARD)]  # 4 bytes: no check byte
+
+
+def test_mfrc522_reads_seven_and_ten_byte_uids_over_the_cascade_levels(mfrc):
+    mfrc.start()
+    card = mfrc.tap(SEVEN)
+    mfrc.poll()
+    assert card.answered == ["ATQA", "ANTICOLL1", "SELECT1", "ANTICOLL2", "SELECT2", "HALT"]
+    mfrc.lift()
+    ten = bytes.fromhex("04112233445566778899")
+    mfrc.tap(ten)
+    mfrc.poll()
+    assert mfrc.events == [CardRead(SEVEN), CardRead(ten)]
+
+
+def test_the_check_byte_option_gives_the_number_the_package_read_id_gives(mfrc):
+    from mfrc522 import SimpleMFRC522
+
+    mfrc.tap(MEMBER_1_CARD)
+    folded = SimpleMFRC522().read_id_no_block()  # what a library enrolled with this package has
+    rules = IdentifierRules(uid_format="decimal", uid_decimal_digits=0, uid_check_byte=True)
+    assert format_uid(MEMBER_1_CARD, rules) == str(folded)
+    assert format_uid(MEMBER_1_CARD, IdentifierRules()) == "04A1B2C3"
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ({"bad_bcc": True}, "BCC"),
+    ({"bad_crc": True}, "CRC"),
+])
+def test_mfrc522_a_wrong_check_byte_or_crc_is_a_bad_read_not_a_tap(mfrc, fault, reason, caplog):
+    mfrc.start()
+    mfrc.tap(MEMBER_1_CARD, **fault)
+    mfrc.poll()
+    assert mfrc.events == []
+    assert mfrc.reader.stats["bad_reads"] == 1
+    assert reason in caplog.text
+
+
+def test_mfrc522_two_cards_at_once_is_a_bad_read(mfrc, caplog):
+    mfrc.start()
+    mfrc.tap(MEMBER_1_CARD)
+    mfrc.chip.collision = True
+    mfrc.poll()
+    assert mfrc.events == [] and "two cards" in caplog.text
+
+
+def test_mfrc522_a_card_taken_away_mid_read_is_nothing_at_all(mfrc):
+    mfrc.start()
+    mfrc.tap(MEMBER_1_CARD, leave_after_atqa=True)
+    mfrc.poll(3)
+    assert mfrc.events == []
+    assert mfrc.reader.stats["bad_reads"] == 0
+    assert mfrc.reader.health().available
+
+
+def test_mfrc522_loose_wire_then_a_power_dip_then_recovery(mfrc):
+    mfrc.start()
+    mfrc.poll()
+    mfrc.unplug()
+    mfrc.poll()
+    assert "VersionReg reads 0x00" in mfrc.reader.health().reason
+    mfrc.replug()
+    mfrc.wait(2.0)
+    assert mfrc.reader.health().available
+    mfrc.chip.power_dip()  # the chip forgets MFRC522_Init's settings
+    mfrc.poll()
+    assert "lost its settings" in mfrc.reader.health().reason
+    mfrc.wait(2.0)
+    assert mfrc.reader.health().available
+    mfrc.tap(MEMBER_1_CARD)
+    mfrc.poll()
+    assert mfrc.events == [CardRead(MEMBER_1_CARD)]
+
+
+def test_mfrc522_claims_bcm_drives_its_reset_pin_and_cleans_up_only_that_pin(mfrc):
+    mfrc.start()
+    mfrc.poll()
+    assert mfrc.gpio.mode == mfrc.gpio.BCM
+    assert mfrc.gpio.levels[25] == 1  # reset released: the chip runs
+    mfrc.unplug()
+    mfrc.poll()  # a reopen releases and sets the pin up again
+    mfrc.replug()
+    mfrc.wait(2.0)
+    mfrc.close()
+    assert mfrc.gpio.cleanups and all(c == 25 for c in mfrc.gpio.cleanups)  # never cleanup() of all
+    assert mfrc.gpio.mode == mfrc.gpio.BCM  # the other devices' numbering stays
+
+
+def test_mfrc522_refuses_board_numbering_set_by_someone_else(mfrc):
+    mfrc.gpio.setmode(mfrc.gpio.BOARD)
+    mfrc.start()
+    mfrc.poll()
+    health = mfrc.reader.health()
+    assert not health.available and "BOARD" in health.reason and "BCM" in health.reason
+
+
+def test_mfrc522_without_spi_enabled_says_how_to_enable_it(monkeypatch):
+    r = Mfrc522Rig(monkeypatch, spi_bus=1)
+    r.start()
+    r.poll()
+    assert "enable SPI" in r.reader.health().reason and "/dev/spidev1.0" in r.reader.health().reason
+    r.close()
+
+
+# -- nfcpy
+
+
+@pytest.fixture
+def nfcrig(monkeypatch):
+    r = NfcRig(monkeypatch)
+    yield r
+    r.close()
+
+
+def test_nfc_reads_type_b_pupi_and_felica_idm(nfcrig):
+    nfcrig.start()
+    nfcrig.tap(bytes.fromhex("1A2B3C4D"), kind="B")
+    nfcrig.poll()
+    nfcrig.lift()
+    idm = bytes.fromhex("012E4CD2F2A1B2C3")
+    nfcrig.tap(idm, kind="F")
+    nfcrig.poll()
+    assert nfcrig.events == [CardRead(bytes.fromhex("1A2B3C4D")), CardRead(idm)]
+
+
+def test_nfc_opens_the_configured_path_and_senses_all_three_technologies(nfcrig):
+    nfcrig.start()
+    assert nfcrig.world.opened == ["usb:054c:06c1"]
+    before = nfcrig.world.senses
+    nfcrig.poll()
+    assert nfcrig.world.senses - before == 3  # 106A, 106B, 212F once per poll
+
+
+def test_nfc_reader_missing_at_start_is_unavailable_and_found_when_plugged(nfcrig):
+    nfcrig.unplug()
+    nfcrig.start()
+    nfcrig.poll()
+    assert "no NFC reader found" in nfcrig.reader.health().reason
+    nfcrig.replug()
+    nfcrig.wait(2.0)
+    assert nfcrig.reader.health().available
+
+
+def test_nfc_unplug_closes_the_old_device(nfcrig):
+    nfcrig.start()
+    nfcrig.poll()
+    first = nfcrig.world.devices[0]
+    nfcrig.unplug()
+    nfcrig.poll()
+    assert first.closed and not nfcrig.reader.health().available
+
+
+# -- keyboard wedge
+
+
+@pytest.fixture
+def wedge(monkeypatch):
+    r = WedgeRig(monkeypatch)
+    yield r
+    r.close()
+
+
+def test_wedge_grabs_the_device_so_keys_reach_nothing_else(wedge):
+    wedge.start()
+    wedge.poll()
+    assert wedge.world.device.grabbed
+    wedge.reader.close()
+    assert wedge.world.device.closed
+
+
+def test_wedge_grabbed_by_another_program_says_so(wedge):
+    wedge.world.grabbed_elsewhere = True
+    wedge.start()
+    wedge.poll()
+    assert "in use by another program" in wedge.reader.health().reason
+
+
+def test_wedge_typing_hex_in_reading_order(monkeypatch):
+    r = WedgeRig(monkeypatch, wedge_format="hex", wedge_byte_order="as-read")
+    r.start()
+    r.poll()
+    r.world.send(typed("04a1b2c3") + typed("04112233445566"))
+    r.poll(3)
+    assert r.events == [CardRead(MEMBER_1_CARD), CardRead(SEVEN)]
+    r.close()
+
+
+# A capture of a 13.56 MHz USB wedge reader typing "3283263748" (member 1's card, reversed, in
+# decimal) and Enter: MSC_SCAN, key down, SYN, MSC_SCAN, key up, SYN for every key.
+_DIGIT_CODES = {"1": 2, "2": 3, "3": 4, "4": 5, "5": 6, "6": 7, "7": 8, "8": 9, "9": 10, "0": 11}
+RECORDED = []
+for _i, _code in enumerate([_DIGIT_CODES[d] for d in "3283263748"] + [28]):
+    _sec, _usec = 1764590000, 120000 + 16000 * _i
+    RECORDED += [(_sec, _usec, 4, 4, 0x70000 | (_code + 0x1D)), (_sec, _usec, 1, _code, 1), (_sec, _usec, 0, 0, 0),
+                 (_sec, _usec + 8000, 4, 4, 0x70000 | (_code + 0x1D)), (_sec, _usec + 8000, 1, _code, 0),
+                 (_sec, _usec + 8000, 0, 0, 0)]
+
+
+def test_wedge_recorded_stream_gives_member_1s_card(wedge):
+    import evdev
+
+    wedge.start()
+    wedge.poll()
+    wedge.world.send([evdev.InputEvent(*fields) for fields in RECORDED])
+    wedge.poll()
+    assert wedge.events == [CardRead(MEMBER_1_CARD)]
+
+
+def test_wedge_unplugged_in_the_middle_of_a_line_drops_the_half_line(wedge):
+    wedge.start()
+    wedge.poll()
+    half = typed("3283263748")[:30]
+    wedge.world.send(half)
+    wedge.poll()
+    wedge.unplug()
+    wedge.poll()
+    assert not wedge.reader.health().available
+    wedge.replug()
+    wedge.wait(2.0)
+    wedge.world.send(typed("3283263748"))
+    wedge.poll()
+    assert wedge.events == [CardRead(MEMBER_1_CARD)]
