@@ -228,9 +228,58 @@ class CardReaderSection:
                 "wedge_byte_order": self.wedge_byte_order}
 
 
+SYMBOLOGIES = ("CODE128", "CODE39", "EAN13", "QRCODE")  # what the camera can be asked to read
+
+
+def _symbologies(value: tuple[str, ...]) -> str | None:
+    if not value or any(v not in SYMBOLOGIES for v in value):
+        return "a list of some of " + ", ".join(f'"{s}"' for s in SYMBOLOGIES)
+    return None
+
+
+def _roi(value: str) -> str | None:
+    expected = "\"left,top,width,height\" as fractions of the frame, e.g. \"0.2,0.1,0.6,0.8\" (\"\": all of it)"
+    if value == "":
+        return None
+    try:
+        left, top, width, height = (float(v) for v in value.split(","))
+    except ValueError:
+        return expected
+    inside = 0 <= left < 1 and 0 <= top < 1 and width > 0 and height > 0
+    return None if inside and left + width <= 1.0001 and top + height <= 1.0001 else expected
+
+
+def _camera(value: str) -> str | None:
+    ok = value.isdigit() or value.startswith("/dev/")
+    return None if ok else "a camera number (\"0\") or a device path (\"/dev/video0\", \"/dev/v4l/by-id/...\")"
+
+
 @dataclass(frozen=True)
 class ScannerSection:
-    driver: str = _spec("simulated", choices=("simulated",))
+    driver: str = _spec("simulated", choices=("simulated", "camera", "serial"))
+    debounce_s: float = _spec(2.0, _not_negative)  # the same code again within this is ignored
+    # camera
+    camera: str = _spec("0", _camera)
+    width: int = _spec(640, _positive)
+    height: int = _spec(480, _positive)
+    decoders: str = _spec("zxing,zbar", choices=("zxing", "zbar", "zxing,zbar", "zbar,zxing"))
+    symbologies: tuple[str, ...] = _spec(SYMBOLOGIES, _symbologies)
+    roi: str = _spec("", _roi)
+    # serial
+    port: str = _spec("/dev/ttyACM0")
+    baudrate: int = _spec(9600, lambda value: _baudrate(value))
+
+    def adapter_options(self, identifiers: IdentifiersSection) -> dict[str, Any]:
+        """The keyword arguments of the selected scanner (see drivers/registry.py). A code is let
+        through only when it matches the [identifiers] patterns, so they go to the driver too."""
+        if self.driver == "simulated":
+            return {}
+        common = {"debounce_s": self.debounce_s, "member_patterns": identifiers.member_patterns,
+                  "item_patterns": identifiers.item_patterns, "accept_isbn": identifiers.accept_isbn}
+        if self.driver == "camera":
+            return {**common, "camera": self.camera, "width": self.width, "height": self.height,
+                    "decoders": self.decoders, "symbologies": self.symbologies, "roi": self.roi}
+        return {**common, "port": self.port, "baudrate": self.baudrate}
 
 
 def _bcm_pin(value: int) -> str | None:
