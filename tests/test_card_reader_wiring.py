@@ -1,0 +1,81 @@
+"""Card readers chosen in the config: names, options, checks, and a real adapter in a whole kiosk."""
+
+import queue
+import sys
+
+import pytest
+
+from drivers import registry
+from drivers.base import CardRead
+from fake_mfrc522 import FakeCard, FakeChip, install
+from kiosk.app import build, build_devices
+from kiosk.config import CardReaderSection, ConfigError, parse
+
+
+def test_every_driver_the_config_allows_is_registered():
+    choices = CardReaderSection.__dataclass_fields__["driver"].metadata["choices"]
+    assert set(choices) == set(registry.ADAPTERS["card_reader"])
+
+
+def test_options_reach_the_adapter_and_no_hardware_library_is_imported_yet():
+    config = parse('[devices.card_reader]\ndriver = "mfrc522"\nspi_bus = 1\nspi_device = 1\nrst_bcm_pin = 22\n'
+                   'poll_interval_s = 0.05\n')
+    reader = build_devices(config).card_reader
+    assert (reader.spi_bus, reader.spi_device, reader.rst_bcm_pin, reader.poll_interval_s) == (1, 1, 22, 0.05)
+    assert "RPi.GPIO" not in sys.modules  # imported only when the reader opens, on the Pi
+    assert not reader.health().available
+
+
+@pytest.mark.parametrize("text, driver, attr, value", [
+    ('driver = "nfc"\nnfc_path = "usb:054c:06c1"', "NfcReader", "nfc_path", "usb:054c:06c1"),
+    ('driver = "keyboard_wedge"\nevdev_path = "/dev/input/by-id/usb-X-event-kbd"\nwedge_format = "hex"',
+     "KeyboardWedgeReader", "wedge_format", "hex"),
+])
+def test_nfc_and_wedge_options(text, driver, attr, value):
+    reader = build_devices(parse("[devices.card_reader]\n" + text + "\n")).card_reader
+    assert type(reader).__name__ == driver and getattr(reader, attr) == value
+
+
+@pytest.mark.parametrize("text, key", [
+    ('driver = "keyboard_wedge"', "devices.card_reader.evdev_path"),
+    ('driver = "nfc"\nnfc_path = "pasori"', "devices.card_reader.nfc_path"),
+    ('driver = "mfrc522"\nrst_bcm_pin = 40', "devices.card_reader.rst_bcm_pin"),
+    ('driver = "rc522"', "devices.card_reader.driver"),
+])
+def test_bad_card_reader_settings_name_the_key(text, key):
+    with pytest.raises(ConfigError) as caught:
+        parse("[devices.card_reader]\n" + text + "\n")
+    assert [p.key for p in caught.value.problems] == [key]
+
+
+class NotifyingInbox:
+    """The kiosk's inbox, telling the test when a device put something in it."""
+
+    def __init__(self):
+        self.q = queue.SimpleQueue()
+        self.arrived = queue.SimpleQueue()
+
+    def put(self, item):
+        self.q.put(item)
+        self.arrived.put(item)
+
+    def get_nowait(self):
+        return self.q.get_nowait()
+
+
+def test_a_card_on_a_real_mfrc522_logs_member_1_in(tmp_path, clock, monkeypatch):
+    gpio, spidev = install(monkeypatch)
+    chip = FakeChip()
+    spidev.chips[(0, 0)] = chip
+    config = parse('[devices.card_reader]\ndriver = "mfrc522"\npoll_interval_s = 0.005\n')
+    kiosk = build(config, clock=clock, db_path=tmp_path / "kiosk.db")
+    kiosk._inbox = NotifyingInbox()
+    kiosk.start()
+    try:
+        chip.tap(FakeCard(bytes.fromhex("04A1B2C3")))
+        assert kiosk._inbox.arrived.get(timeout=10) == CardRead(bytes.fromhex("04A1B2C3"))
+        kiosk.pump()
+        assert kiosk.state.screen == "pin"  # member 1's card, as with the simulated reader
+    finally:
+        kiosk.close()
+    assert gpio.cleanups == [25]
