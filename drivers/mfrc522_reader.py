@@ -2,11 +2,13 @@
 
 The package's `read()` / `read_id()` block until a card comes, and `read_id()` folds the check
 byte (BCC) into its number. This adapter uses only its non-blocking building blocks
-(`MFRC522_Request`, `MFRC522_Anticoll`, `MFRC522_ToCard`, `CalulateCRC`, the register access),
+(`MFRC522_Anticoll`, `MFRC522_ToCard`, `CalulateCRC`, `AntennaOn/Off`, the register access),
 polled on the reader thread, and reports the plain UID bytes:
 
 - WUPA (not REQA), so a card halted after the last read answers again and a card held on the
   reader is seen at every poll (one tap, thanks to the debouncer) instead of every other poll;
+  sent with a short transceive of its own that stops at the chip's timer (the package's loop
+  ignores the timer and reads ComIrqReg 2,000 times when no card answers);
 - anticollision and SELECT per cascade level (0x93, 0x95, 0x97), so 7- and 10-byte UIDs
   (MIFARE Ultralight, NTAG, DESFire) read whole; the cascade tag 0x88 is dropped;
 - the BCC of every level and the CRC_A of every SAK are checked: a mismatch is a bad read;
@@ -39,6 +41,7 @@ SELECT_CODES = (0x93, 0x95, 0x97)  # cascade levels 1, 2, 3
 SAK_UID_INCOMPLETE = 0x04
 ERROR_COLLISION = 0x08
 TMODE_AFTER_INIT = 0x8D  # what MFRC522_Init writes to TModeReg
+IRQ_READS_MAX = 1000  # ComIrqReg reads before giving up on the timer (15 ms is ~300 on a Pi)
 
 
 def crc_a(data: bytes) -> bytes:
@@ -142,8 +145,7 @@ class Mfrc522Reader(PollingCardReader):
             if self._field_off:
                 chip.AntennaOn()
                 self._field_off = False
-            status, _bits = chip.MFRC522_Request(PICC_WUPA)
-            if status != chip.MI_OK:
+            if self._transceive([PICC_WUPA], last_bits=7) is None:
                 return None  # no card (or none that answers)
             try:
                 uid = self._select_cascade()
@@ -219,4 +221,38 @@ class Mfrc522Reader(PollingCardReader):
         chip = self._chip
         frame = [PICC_HLTA, 0x00]
         frame += chip.CalulateCRC(frame)
-        chip.MFRC522_ToCard(chip.PCD_TRANSCEIVE, frame)  # a halted card does not answer
+        self._transceive(frame)  # a halted card does not answer
+
+    def _transceive(self, frame: list[int], last_bits: int = 0) -> list[int] | None:
+        """Send a frame and return what came back, or None after the chip's timer ran out.
+
+        The package's MFRC522_ToCard waits for an answer by reading ComIrqReg 2,000 times and
+        does not look at the timer interrupt, so every poll without a card (and every HLTA,
+        which is never answered) costs 2,000 SPI transfers: on a Pi about a tenth of a second
+        of a core, ten times a second. This stops at TimerIRq (15 ms, set by MFRC522_Init).
+        A collision (two cards answering WUPA at once) still counts as an answer."""
+        chip = self._chip
+        write, read = chip.Write_MFRC522, chip.Read_MFRC522
+        write(chip.CommandReg, chip.PCD_IDLE)
+        write(chip.CommIrqReg, 0x7F)  # bit 7 clear: clear every interrupt request bit
+        write(chip.FIFOLevelReg, 0x80)  # flush the FIFO
+        for byte in frame:
+            write(chip.FIFODataReg, byte)
+        write(chip.BitFramingReg, last_bits)
+        write(chip.CommandReg, chip.PCD_TRANSCEIVE)
+        write(chip.BitFramingReg, 0x80 | last_bits)  # StartSend
+        answered = False
+        for _ in range(IRQ_READS_MAX):
+            irq = read(chip.CommIrqReg)
+            if irq & 0x30:  # RxIRq or IdleIRq
+                answered = True
+                break
+            if irq & 0x01:  # TimerIRq: nothing came back in time
+                break
+        write(chip.BitFramingReg, last_bits)
+        write(chip.CommandReg, chip.PCD_IDLE)
+        if not answered:
+            return None
+        if read(chip.ErrorReg) & ERROR_COLLISION:
+            return [ERROR_COLLISION]  # several cards: the anticollision that follows says so
+        return [read(chip.FIFODataReg) for _ in range(read(chip.FIFOLevelReg))]
