@@ -55,6 +55,16 @@ def open_capture(source: str, width: int, height: int) -> Any:
     return capture
 
 
+def read_image(path: str) -> Any:
+    """A picture file (PNG, JPEG, WebP...) as a grayscale array, or None when it is no image.
+    Raises OSError when the file cannot be read."""
+    import numpy as np
+
+    cv2 = _cv2()
+    data = np.fromfile(path, dtype=np.uint8)  # unlike cv2.imread, any file name works
+    return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+
+
 class CameraScanner:
     """Barcodes from a camera. Options come from `[devices.scanner]` of the config."""
 
