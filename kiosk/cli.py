@@ -12,6 +12,9 @@
     kiosk sip2 ping [--config PATH]           log in to the ILS, send 99, print the status and timing
     kiosk sync --once [--config PATH]         deliver queued loans and returns to the ILS, then exit
     kiosk queue status [--config PATH]        the outbox: events by state, the oldest undelivered
+    kiosk selftest [DEVICE] [--config PATH] [--slots 1,2] [--timeout S]
+                                              read a card and a barcode, pulse locks, report every
+                                              door sensor; a pass/fail table, exit 1 on any fail
     kiosk scan IMAGE... [--json]              decode pictures through the camera's barcode pipeline
 """
 
@@ -458,6 +461,34 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return status
 
 
+def _slot_list(text: str) -> list[int]:
+    """"1,2,5-7" -> [1, 2, 5, 6, 7]"""
+    slots: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, _, last = part.partition("-")
+            slots.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected locker numbers such as 1,2 or 5-8") from None
+    return slots
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from kiosk import selftest
+    from kiosk.clock import SystemClock
+
+    config = _load_config(args.config)
+    kind = selftest.ALIASES[args.device]
+    kinds = list(selftest.DEVICES) if kind == "all" else [kind]
+    clock = SystemClock(ZoneInfo(config.kiosk.timezone))
+    devices, failures = selftest.build(config, kinds, clock)
+    test = selftest.SelfTest(devices, failures=failures, timeout_s=args.timeout,
+                             prompt=lambda text: print(text, flush=True))
+    results = test.run(kinds, args.slots)
+    print(selftest.table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk", description="Self-service library locker kiosk")
     p.add_argument("-v", "--verbose", action="store_true", help="log more, echo scenario steps")
@@ -529,6 +560,18 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--db", help="the kiosk's database (default: the config's)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_queue_status)
+
+    from kiosk.selftest import ALIASES
+
+    selftest = sub.add_parser("selftest", help="test the devices the config names: a pass/fail table")
+    selftest.add_argument("device", nargs="?", default="all", choices=sorted(ALIASES),
+                          help="card_reader, scanner, locks or all (default)")
+    selftest.add_argument("--config", help="config file (default: ./config.toml)")
+    selftest.add_argument("--slots", type=_slot_list, default=[1],
+                          help="lockers to unlock and watch, e.g. 1,2 or 5-8 (default: 1)")
+    selftest.add_argument("--timeout", type=float, default=20.0,
+                          help="seconds to wait for each card, barcode and door (default 20)")
+    selftest.set_defaults(func=cmd_selftest)
 
     scan = sub.add_parser("scan", help="decode barcode pictures through the camera's pipeline")
     scan.add_argument("images", nargs="+", metavar="IMAGE", help="picture files (PNG, JPEG, WebP...)")
