@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBS=(fonts-noto-cjk)   # Korean glyphs for the UI (Noto Sans CJK)
+DEBS=(fonts-noto-cjk libzbar0)   # Korean glyphs for the UI (Noto Sans CJK); zbar, for pyzbar (camera)
 
 say() { printf 'setup: %s\n' "$*"; }
 
