@@ -79,3 +79,18 @@ def test_a_card_on_a_real_mfrc522_logs_member_1_in(tmp_path, clock, monkeypatch)
     finally:
         kiosk.close()
     assert gpio.cleanups == [25]
+
+
+def test_the_commented_card_reader_settings_in_config_toml_are_valid():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "config.toml").read_text(encoding="utf-8")
+    section = text.split("[devices.card_reader]", 1)[1].split("\n[", 1)[0]
+    settings = [m.group(1) for m in re.finditer(r"^# (\w+ = [^#]+?)\s*(?:#.*)?$", section, re.M)]
+    assert len(settings) >= 10
+    for driver in ("mfrc522", "nfc", "keyboard_wedge"):
+        body = "\n".join(s for s in settings if not s.startswith("evdev_path")) + \
+            '\nevdev_path = "/dev/input/by-id/usb-X-event-kbd"'
+        config = parse(f'[devices.card_reader]\ndriver = "{driver}"\n{body}\n')
+        assert build_devices(config).card_reader.health().reason == "not started"
