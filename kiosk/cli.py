@@ -12,6 +12,9 @@
     kiosk sip2 ping [--config PATH]           log in to the ILS, send 99, print the status and timing
     kiosk sync --once [--config PATH]         deliver queued loans and returns to the ILS, then exit
     kiosk queue status [--config PATH]        the outbox: events by state, the oldest undelivered
+    kiosk queue list|show ID|retry ID|resolve ID
+                                              the outbox's events; send a dead letter again, or
+                                              mark it settled by hand at the library
     kiosk selftest [DEVICE] [--config PATH] [--slots 1,2] [--timeout S]
                                               read a card and a barcode, pulse locks, report every
                                               door sensor; a pass/fail table, exit 1 on any fail
@@ -353,7 +356,7 @@ def _store_of(args: argparse.Namespace):
     if not path.exists():
         print(f"{path}: no kiosk database here (see [kiosk] data_dir)", file=sys.stderr)
         return config, None
-    return config, Store(path)
+    return config, Store(path, keep_member_numbers=config.library.backend == "local")
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -387,21 +390,93 @@ def _queue_line(status: dict) -> str:
     return f"outbox: {parts}" + (f"; oldest undelivered from {oldest}" if oldest else "")
 
 
+def _now(config: Config):
+    from kiosk.clock import SystemClock
+
+    return SystemClock(ZoneInfo(config.kiosk.timezone)).now()
+
+
 def cmd_queue_status(args: argparse.Namespace) -> int:
+    from kiosk.staff import age_words, queue_overview
+
+    config, store = _store_of(args)
+    if store is None:
+        return 1
+    with store:
+        overview = queue_overview(store, _now(config))
+    if args.json:
+        print(json.dumps(overview, ensure_ascii=False, indent=2))
+        return 0
+    counts = overview["counts"]
+    print("outbox: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    if overview["waiting"]:
+        print(f"  {overview['waiting']} waiting for the library; the oldest since {overview['oldest_waiting']} "
+              f"({age_words(overview['oldest_waiting_age_s'])})")
+    if overview["unsynced_clock"]:
+        print(f"  {overview['unsynced_clock']} waiting event(s) were stamped before the clock was set: "
+              "they are sent with the time of sending, not their own")
+    for event in overview["dead_letters"]:
+        print(f"  dead letter #{event['id']}: {event['kind']} of {event['item']}: {event['reason']}")
+    if overview["dead_letters"]:
+        print("  fix each at the library, then: kiosk queue retry ID (send it again) or "
+              "kiosk queue resolve ID --note \"...\" (settled by hand)")
+    return 0
+
+
+def cmd_queue_list(args: argparse.Namespace) -> int:
+    from kiosk.staff import event_view
+
     _, store = _store_of(args)
     if store is None:
         return 1
     with store:
-        status = store.queue_status()
-        dead = store.outbox("dead")
+        rows = [event_view(row) for row in store.outbox(args.state)]
+    rows = rows[-args.limit:] if args.limit else rows
     if args.json:
-        print(json.dumps({**status, "dead_letters": [
-            {"seq": e["seq"], "kind": e["kind"], "item": e["item"], "reason": e["last_error"]} for e in dead
-        ]}, ensure_ascii=False, indent=2))
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    print(_queue_line(status))
-    for event in dead:
-        print(f"  dead letter #{event['seq']}: {event['kind']} of {event['item']}: {event['last_error']}")
+    for e in rows:
+        clock = "" if e["clock_synced"] else "  (clock not set)"
+        print(f"#{e['id']:<6} {e['state']:<9} {e['kind']:<8} {e['item']:<16} {e['created_at']}  "
+              f"tries {e['attempts']}{clock}  {e['reason']}".rstrip())
+    print(f"{len(rows)} event(s)")
+    return 0
+
+
+def cmd_queue_show(args: argparse.Namespace) -> int:
+    from kiosk.staff import event_view
+
+    _, store = _store_of(args)
+    if store is None:
+        return 1
+    with store:
+        row = store.queue_event(args.id)
+    if row is None:
+        print(f"no outbox event #{args.id} (see kiosk queue list)", file=sys.stderr)
+        return 1
+    print(json.dumps(event_view(row, full=True), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_queue_settle(args: argparse.Namespace) -> int:
+    config, store = _store_of(args)
+    if store is None:
+        return 1
+    with store:
+        row = store.queue_event(args.id)
+        if row is None:
+            print(f"no outbox event #{args.id} (see kiosk queue list)", file=sys.stderr)
+            return 1
+        if args.queue_command == "retry":
+            done = store.retry_event(args.id, _now(config))
+            what = "will be sent again (after item information, as always)"
+        else:
+            done = store.resolve_event(args.id, args.note, _now(config))
+            what = "is marked settled by hand; later events of its item may go"
+    if not done:
+        print(f"event #{args.id} is {row['state']}, not a dead letter: nothing to do", file=sys.stderr)
+        return 1
+    print(f"event #{args.id} ({row['kind']} of {row['item']}) {what}")
     return 0
 
 
@@ -549,7 +624,7 @@ def parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="deliver queued loans and returns to the library system")
     sync.add_argument("--once", action="store_true", required=True,
-                      help="drain the outbox once and exit (the kiosk's own worker comes with the offline release)")
+                      help="drain the outbox once and exit (the running kiosk has its own worker)")
     sync.add_argument("--config", help="config file (default: ./config.toml)")
     sync.add_argument("--db", help="the kiosk's database (default: the config's)")
     sync.set_defaults(func=cmd_sync)
@@ -560,6 +635,24 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--db", help="the kiosk's database (default: the config's)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_queue_status)
+    listing = queue_sub.add_parser("list", help="the events, oldest first (no member numbers)")
+    listing.add_argument("--state", choices=["pending", "inflight", "unknown", "dead", "delivered", "resolved"])
+    listing.add_argument("--limit", type=int, default=0, help="only the newest N")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_queue_list)
+    show = queue_sub.add_parser("show", help="one event in full (member masked)")
+    show.add_argument("id", type=int)
+    show.set_defaults(func=cmd_queue_show)
+    retry = queue_sub.add_parser("retry", help="send a dead letter again once its cause is fixed")
+    retry.add_argument("id", type=int)
+    retry.set_defaults(func=cmd_queue_settle)
+    resolve = queue_sub.add_parser("resolve", help="mark a dead letter settled by hand at the library")
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--note", default="", help="what was done (kept with the event)")
+    resolve.set_defaults(func=cmd_queue_settle)
+    for command in (listing, show, retry, resolve):
+        command.add_argument("--config", help="config file (default: ./config.toml)")
+        command.add_argument("--db", help="the kiosk's database (default: the config's)")
 
     from kiosk.selftest import ALIASES
 

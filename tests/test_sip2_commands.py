@@ -157,7 +157,51 @@ def test_sync_once_delivers_the_queue_and_queue_status_shows_it(demo_ils, tmp_pa
     out = capsys.readouterr().out
     assert "1 delivered" in out and "0 pending" in out
     assert main(["queue", "status", "--config", str(config), "--db", str(db), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["counts"] == {"delivered": 1}
+    overview = json.loads(capsys.readouterr().out)
+    assert overview["counts"]["delivered"] == 1 and overview["waiting"] == 0
+
+
+def test_queue_commands_show_retry_and_resolve_dead_letters(demo_ils, tmp_path, capsys):
+    import datetime as dt
+
+    from kiosk.clock import FakeClock
+    from kiosk.store import Item, Store
+    from steps import queue_loan
+
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1])
+    db = tmp_path / "kiosk.db"
+    clock = FakeClock(dt.datetime.now(dt.timezone(dt.timedelta(hours=9))))
+    with Store(db) as store:  # a loan of a copy the library has never heard of
+        store.add_items([Item("EM0000000999", "?", "")])
+        store.ensure_slots(1, clock.now())
+        store.put_in_slot(1, "EM0000000999", clock.now())
+        queue_loan(store, clock, "EM0000000999", "11110100000001", slot=1)
+    args = ["--config", str(config), "--db", str(db)]
+    assert main(["sync", "--once", *args]) == 1  # something is left for staff
+    capsys.readouterr()
+    assert main(["queue", "status", *args]) == 0
+    out = capsys.readouterr().out
+    assert "dead letter #1: checkout of EM0000000999" in out and "does not know this item" in out
+    assert main(["queue", "list", "--state", "dead", *args]) == 0
+    out = capsys.readouterr().out
+    assert "#1" in out and "11110100000001" not in out  # never a whole member number
+    assert main(["queue", "show", "1", *args]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["member"] == "…0001" and shown["payload"]["slot"] == 1
+    assert main(["queue", "show", "7", *args]) == 1
+    assert "no outbox event #7" in capsys.readouterr().err
+    assert main(["queue", "retry", "1", *args]) == 0
+    assert "will be sent again" in capsys.readouterr().out
+    assert main(["sync", "--once", *args]) == 1  # the library still does not know it
+    capsys.readouterr()
+    assert main(["queue", "resolve", "1", "--note", "catalogued at the desk", *args]) == 0
+    assert "settled by hand" in capsys.readouterr().out
+    assert main(["queue", "resolve", "1", *args]) == 1  # not a dead letter any more
+    assert "not a dead letter" in capsys.readouterr().err
+    with Store(db) as store:
+        [event] = store.outbox("resolved")
+        assert "catalogued at the desk" in event["last_error"]
 
 
 def test_sync_and_queue_without_a_database_say_so(tmp_path, capsys):
