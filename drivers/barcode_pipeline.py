@@ -342,18 +342,23 @@ class ChangeDetector:
         self._last: np.ndarray | None = None
         self._skipped = 0
 
-    def changed(self, gray: np.ndarray) -> bool:
+    def check(self, gray: np.ndarray) -> str:
+        """"changed", "recheck" (a still scene, due for another look) or "still" (skip it)."""
         thumb = gray[:: self.step, :: self.step].astype(np.int16)
         last, self._last = self._last, thumb
-        if last is None or last.shape != thumb.shape:
+        if last is None or last.shape != thumb.shape or float(np.abs(thumb - last).mean()) >= self.threshold:
             self._skipped = 0
-            return True
-        if float(np.abs(thumb - last).mean()) >= self.threshold or self._skipped + 1 >= self.every:
-            self._skipped = 0
-            return True
+            return "changed"
         self._last = last  # compare against the frame last decoded, so slow drift still counts
+        if self._skipped + 1 >= self.every:
+            self._skipped = 0
+            return "recheck"
         self._skipped += 1
-        return False
+        return "still"
+
+    def changed(self, gray: np.ndarray) -> bool:
+        """Whether to decode this frame at all."""
+        return self.check(gray) != "still"
 
 
 class Debouncer:
@@ -413,8 +418,23 @@ class BarcodePipeline:
         self.decoders = [make_decoder(n, self.symbologies) for n in self.decoder_names]
         self.rejected = 0  # decoded texts that matched no pattern (misreads, other codes)
 
-    def _run(self, image: np.ndarray, stage: str) -> list[Candidate]:
+    def jobs(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The work of `decode` cut into (pass, decoders) pieces, after the first decoder's plain
+        pass: a camera does one piece per frame, so no frame pays for all of them."""
+        rest = tuple(self.decoder_names[1:])
+        return ([("plain", rest)] if rest else []) + [(name, self.decoder_names) for name, _ in EXTRA_PASSES]
+
+    def decode_job(self, region: np.ndarray, stage: str, decoders: Sequence[str]) -> list[Candidate]:
+        """One piece of `jobs()` on a region that is already cropped and gray."""
+        image = region if stage == "plain" else dict(EXTRA_PASSES)[stage](region)
+        if image is None or region.size == 0:
+            return []
+        return self._run(image, stage, decoders)
+
+    def _run(self, image: np.ndarray, stage: str, names: Sequence[str] | None = None) -> list[Candidate]:
         for decoder in self.decoders:
+            if names is not None and decoder.name not in names:
+                continue
             found = unambiguous(decoder.decode(image))
             if found:
                 return [dataclasses.replace(c, stage=stage) for c in found]

@@ -19,8 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from drivers.barcode_pipeline import (EXTRA_PASSES, SYMBOLOGIES, BarcodePipeline, ChangeDetector, Debouncer,
-                                      PipelineError)
+from drivers.barcode_pipeline import SYMBOLOGIES, BarcodePipeline, ChangeDetector, Debouncer, PipelineError
 from drivers.base import CodeRead, DeviceError, Emit, Health
 from kiosk.identifiers import IdentifierRules, mask
 
@@ -37,6 +36,13 @@ def _cv2() -> Any:
     except ImportError as exc:
         raise DeviceError("the camera driver needs OpenCV (pip install 'library-kiosk[camera]'): "
                           f"{exc}") from exc
+
+
+def _cv2_if_installed() -> Any:
+    try:
+        return importlib.import_module("cv2")
+    except ImportError:
+        return None  # frames are turned gray with numpy instead
 
 
 def open_capture(source: str, width: int, height: int) -> Any:
@@ -101,7 +107,7 @@ class CameraScanner:
             raise DeviceError(f"the camera driver cannot load a decoder ({exc}); install "
                               "'library-kiosk[camera]' and Debian's libzbar0") from exc
         self._open = capture or open_capture
-        self._cv2 = None if capture is not None else _cv2()
+        self._cv2 = _cv2() if capture is None else _cv2_if_installed()  # for cvtColor
         self._changes = ChangeDetector(every=idle_every)
         self._debounce = Debouncer(debounce_s, clock or time.monotonic)
         self._emit: Emit = _noop
@@ -111,6 +117,7 @@ class CameraScanner:
         self._health = Health(False, "not started")
         self._failures = 0
         self._pass = 0
+        self._jobs = self.pipeline.jobs()
         self._in_view: list[str] = []  # what the last decoded frame showed
         self.counts = {"frames": 0, "decoded": 0, "skipped": 0, "reads": 0, "repeats": 0,
                        "frame_errors": 0, "opens": 0, "open_failures": 0}
@@ -197,17 +204,28 @@ class CameraScanner:
         if getattr(frame, "ndim", 2) == 3 and self._cv2 is not None:
             frame = self._cv2.cvtColor(frame, self._cv2.COLOR_BGR2GRAY)
         region = self.pipeline.region(frame)
-        if not self._changes.changed(region):
+        change = self._changes.check(region)
+        if change == "still":
             self.counts["skipped"] += 1
             self._debounce.still_in_view(self._in_view)
             return []
         self.counts["decoded"] += 1
-        # The plain pass on every decoded frame, plus one of the extra passes in turn, so a
-        # hard code gets every kind of help within a few frames without any frame paying for all.
-        extra = [self._pass % len(EXTRA_PASSES)]
-        self._pass += 1
+        # The first decoder's plain pass on every decoded frame; when the scene changed, one
+        # more piece of the pipeline's work in turn (the other decoder, then each extra pass),
+        # so a hard code gets every kind of help within a few frames and no frame pays for all.
+        # A still scene due for another look gets the cheap plain pass only.
+        first = self.pipeline.decoder_names[:1]
+        jobs = [("plain", first)]
+        if change == "changed" and self._jobs:
+            jobs.append(self._jobs[self._pass % len(self._jobs)])
+            self._pass += 1
+        found = []
+        for stage, decoders in jobs:
+            found = self.pipeline.decode_job(region, stage, decoders)
+            if found:
+                break
         out = []
-        reads = self.pipeline.read(region, passes=extra, cropped=True)
+        reads = self.pipeline.accept(found)
         self._in_view = [read.text for read in reads]
         for read in reads:
             if self._debounce.admit(read.text):
