@@ -176,6 +176,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 # "resolved" (staff settled a dead letter by hand; it no longer holds back its item).
 _UNSETTLED = "('pending', 'inflight', 'unknown')"
 _SETTLED = "('delivered', 'resolved')"
+UNKNOWN_SETTLE_S = 60.0  # how long an unanswered request is given to land before it is reconciled
 
 
 def device_secret(db_path: Path) -> bytes:
@@ -547,11 +548,15 @@ class Store:
         if seq is not None:
             self.mark_unknown(seq[0], reason, at)
 
-    def mark_unknown(self, seq: int, reason: str, at: dt.datetime) -> None:
+    def mark_unknown(self, seq: int, reason: str, at: dt.datetime, *, settle_s: float = UNKNOWN_SETTLE_S) -> None:
+        """Sent, but no answer came. The request may still be on its way (a slow link, a busy
+        server): it is left to settle before item information is asked, or a checkout that
+        lands late would meet its own resend there, and become a renewal."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'unknown', claimed_by = NULL, last_error = ? WHERE seq = ?",
-                [f"{at.isoformat()} {reason}", seq],
+                "UPDATE outbox SET state = 'unknown', claimed_by = NULL, last_error = ?, next_attempt_at = ? "
+                "WHERE seq = ?",
+                [f"{at.isoformat()} {reason}", (at + dt.timedelta(seconds=settle_s)).isoformat(), seq],
             )
 
     def retry_later(self, seq: int, state: str, when: dt.datetime, reason: str, at: dt.datetime) -> None:
@@ -563,9 +568,10 @@ class Store:
             )
 
     def retry_now(self) -> None:
-        """Events waiting out a back-off are due now (the library answers again)."""
+        """Events waiting out a back-off are due now (the library answers again); an unanswered
+        one still waits out its settling time."""
         with self.transaction() as db:
-            db.execute(f"UPDATE outbox SET next_attempt_at = NULL WHERE state IN {_UNSETTLED} "
+            db.execute("UPDATE outbox SET next_attempt_at = NULL WHERE state = 'pending' "
                        "AND next_attempt_at IS NOT NULL")
 
     def queue_status(self) -> dict:

@@ -202,11 +202,6 @@ def test_the_outbox_drains_through_faults_exactly_once(store, client, proxy, ils
         assert (loan["member_id"] if loan else None) == ils_patron  # the kiosk and the library agree
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the worker asks 17 right after an unknown outcome, while the checkout it gave up on may still "
-    "be on its way (a slow link, a slow server): it then sends the checkout again and the library "
-    "renews the loan. Holding an unknown event back for a settling time before reconciling it "
-    "fixes this test; remove this mark then."))
 def test_a_checkout_that_lands_after_the_worker_gave_up_is_not_sent_again(store, client, proxy, ils, clock):
     queue_loan(store, clock, "EM0000000003", MEMBER)
     worker = OutboxWorker(store, client, clock, backoff_initial_s=5, backoff_max_s=60, rng=random.Random(3),
