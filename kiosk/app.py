@@ -304,7 +304,8 @@ class Kiosk:
                 return s.PinRejected(at=at)
             return s.PinAccepted(member=member, today=lib.today(), at=at)
         if isinstance(effect, s.LoadShelf):
-            return s.ShelfLoaded(shelf=store.shelf(), at=at)
+            out = self._out_of_service()
+            return s.ShelfLoaded(shelf=tuple(i for i in store.shelf() if i.slot not in out), at=at)
         if isinstance(effect, s.LoadLoans):
             return s.LoansLoaded(loans=lib.loans(effect.member_id), at=at)
         if isinstance(effect, s.CheckOut):
@@ -353,6 +354,10 @@ class Kiosk:
     def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
         if self.store.slot_contents(effect.slot) != effect.item:
             return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
+        if effect.slot in self._out_of_service():
+            # Its lock board stopped answering: refuse before the library lends a book that
+            # could not leave its locker.
+            return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=effect.slot), at=at)
         item = self.store.item(effect.item)
         job = s.DoorJob(
             id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
@@ -401,12 +406,23 @@ class Kiosk:
         slot = self.store.slot_of(effect.item)
         if slot is not None:
             return s.Refused(refusal=refusal(Reason.ALREADY_IN_LOCKER, slot=slot), at=at)
-        empty = self.store.empty_slot()
+        empty = self.store.empty_slot(exclude=self._out_of_service())
         if empty is None:
             return s.Refused(refusal=refusal(Reason.NO_EMPTY_LOCKER), at=at)
         job = s.DoorJob(id=str(uuid.uuid4()), kind="return", slot=empty, item=item.item,
                         title=item.title, member_id=effect.member_id)
         return s.DoorJobReady(job=job, at=at)
+
+    def _out_of_service(self) -> dict[int, str]:
+        """Lockers the lock bank cannot open now (a board that does not answer): not offered."""
+        ask = getattr(self.devices.locks, "out_of_service", None)
+        if ask is None:
+            return {}
+        try:
+            return ask()
+        except Exception:  # noqa: BLE001 - a bank that cannot say is asked again at the unlock
+            log.exception("the lock bank did not say which lockers are out of service")
+            return {}
 
     def _unlock(self, slot: int, at: float) -> s.Event | None:
         try:

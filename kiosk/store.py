@@ -329,10 +329,13 @@ class Store:
         ).fetchall()
         return tuple(ShelfItem(*row) for row in rows)
 
-    def empty_slot(self) -> int | None:
+    def empty_slot(self, exclude: Iterable[int] = ()) -> int | None:
+        """The first empty locker in service; `exclude`: lockers the hardware cannot open now."""
+        skip = sorted(set(exclude))
         row = self.db.execute(
             "SELECT slot FROM slots WHERE item IS NULL AND in_service = 1 AND staff_note IS NULL AND slot NOT IN "
-            "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) ORDER BY slot LIMIT 1"
+            "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
+            f"AND slot NOT IN ({', '.join('?' * len(skip))}) ORDER BY slot LIMIT 1", skip
         ).fetchone()
         return row[0] if row else None
 

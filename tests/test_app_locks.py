@@ -78,20 +78,44 @@ def test_every_relay_is_off_when_the_kiosk_exits(tmp_path, clock):
     assert [pins.pin(r).state for r in RELAYS] == [1, 1, 1, 1]
 
 
-def test_a_locker_out_of_service_is_never_unlocked(tmp_path, clock):
+@pytest.fixture
+def kiosk(tmp_path, clock):
     k = build(Config(), clock=clock, db_path=tmp_path / "kiosk.db")
     k.start()
-    try:
-        k.devices.locks.fail([3], "lock board 0 not answering")
-        login(k)
-        choose(k, "EM0000000003")
-        assert k.state.screen == "error" and k.state.notice.reason.value == "lock-fault"
-        assert ("unlock", 3) not in k.devices.locks.history
-        assert alarms(k) == [("lock-fault", 3)]
-        assert k.store.slot_contents(3) == "EM0000000003"
-        assert any("lockers 3 out of service" in n for n in k.status().notices)
-    finally:
-        k.close()
+    yield k
+    k.close()
+
+
+def test_books_in_lockers_out_of_service_are_not_offered(kiosk):
+    kiosk.devices.locks.fail([3, 4], "lock board 0 not answering")
+    login(kiosk)
+    kiosk.tap("borrow")
+    shown = [line.slot for line in kiosk.state.shelf]
+    assert 3 not in shown and 4 not in shown and 5 in shown
+    assert any("lockers 3-4 out of service" in n for n in kiosk.status().notices)
+
+
+def test_a_locker_that_goes_out_of_service_after_the_choice_is_never_unlocked(kiosk):
+    login(kiosk)
+    kiosk.tap("borrow")
+    kiosk.tap("item:EM0000000003")
+    kiosk.devices.locks.fail([3], "lock board 0 not answering")  # the board dies before confirm
+    kiosk.tap("confirm")
+    assert kiosk.state.screen == "error" and kiosk.state.notice.reason.value == "lock-fault"
+    assert ("unlock", 3) not in kiosk.devices.locks.history
+    assert kiosk.store.open_loan("EM0000000003") is None  # the library was not asked to lend it
+    assert kiosk.store.slot_contents(3) == "EM0000000003"
+
+
+def test_a_return_goes_to_an_empty_locker_that_can_open(kiosk, clock):
+    for slot in (1, 2):
+        kiosk.store.put_in_slot(slot, None, clock.now())
+    kiosk.devices.locks.fail([1], "lock board 0 not answering")
+    kiosk.tap("return")
+    kiosk.devices.scanner.show("EM0000000025")
+    kiosk.pump()
+    assert kiosk.state.screen == "open-door"
+    assert kiosk.devices.locks.history == [("unlock", 2)]
 
 
 def test_a_forced_door_left_open_alarms_staff_twice(tmp_path, clock):
