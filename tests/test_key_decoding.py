@@ -108,3 +108,10 @@ def test_the_check_byte_is_appended_to_four_byte_uids_only():
     rules = IdentifierRules(uid_check_byte=True)
     assert format_uid(bytes.fromhex("04A1B2C3"), rules) == "04A1B2C3D4"  # 04^A1^B2^C3 = D4
     assert format_uid(bytes.fromhex("04112233445566"), rules) == "04112233445566"
+
+
+def test_the_card_numbers_the_readme_gives_for_one_card():
+    uid = bytes.fromhex("04A1B2C3")
+    assert format_uid(uid, IdentifierRules()) == "04A1B2C3"
+    assert format_uid(uid, IdentifierRules(uid_format="decimal", uid_byte_order="reversed")) == "3283263748"
+    assert format_uid(uid, IdentifierRules(uid_format="decimal", uid_decimal_digits=0, uid_check_byte=True)) == "19892716500"
