@@ -32,7 +32,6 @@ import io
 import multiprocessing
 import pstats
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile

@@ -6,6 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("critical_path.py", "startup.py", "sip2_codec.py", "sip2_roundtrip.py", "card_readers.py", "barcodes.py"):
+for script in ("critical_path.py", "startup.py", "sip2_codec.py", "sip2_roundtrip.py", "card_readers.py", "barcodes.py",
+               "outbox_drain.py", "io_per_checkout.py"):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)
