@@ -50,7 +50,7 @@ class Devices:
 def build_devices(config: Config, clock: Clock | None = None) -> Devices:
     d = config.devices
     return Devices(
-        card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options()),
+        card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options(clock)),
         scanner=registry.create("scanner", d.scanner.driver, **d.scanner.adapter_options(config.identifiers)),
         locks=registry.create("locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)),
     )

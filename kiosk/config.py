@@ -213,12 +213,15 @@ class CardReaderSection:
     wedge_format: str = _spec("decimal", choices=("hex", "decimal"))
     wedge_byte_order: str = _spec("reversed", choices=("as-read", "reversed"))
 
-    def adapter_options(self) -> dict[str, Any]:
-        """The keyword arguments of the selected driver (see drivers/registry.py)."""
+    def adapter_options(self, clock: Any = None) -> dict[str, Any]:
+        """The keyword arguments of the selected driver (see drivers/registry.py); a real reader
+        times its debounce and back-off by `clock.monotonic` when a clock is given."""
         if self.driver == "simulated":
             return {}
         common = {"poll_interval_s": self.poll_interval_s, "repeat_s": self.repeat_s,
                   "reconnect_max_s": self.reconnect_max_s, "bad_reads_limit": self.bad_reads_limit}
+        if clock is not None:
+            common["clock"] = clock.monotonic
         if self.driver == "mfrc522":
             return {**common, "spi_bus": self.spi_bus, "spi_device": self.spi_device,
                     "spi_speed_hz": self.spi_speed_hz, "rst_bcm_pin": self.rst_bcm_pin}

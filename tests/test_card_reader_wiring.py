@@ -94,3 +94,28 @@ def test_the_commented_card_reader_settings_in_config_toml_are_valid():
             '\nevdev_path = "/dev/input/by-id/usb-X-event-kbd"'
         config = parse(f'[devices.card_reader]\ndriver = "{driver}"\n{body}\n')
         assert build_devices(config).card_reader.health().reason == "not started"
+
+
+def test_an_unplugged_nfc_reader_tells_staff_and_barcode_login_still_works(tmp_path, clock, monkeypatch):
+    from fake_nfc import NfcWorld
+
+    world = NfcWorld().install(monkeypatch)
+    world.plugged = False
+    config = parse('[devices.card_reader]\ndriver = "nfc"\n')
+    kiosk = build(config, clock=clock, db_path=tmp_path / "kiosk.db")
+    reader = kiosk.devices.card_reader
+    monkeypatch.setattr(reader, "start", reader.attach)  # no thread: the test steps the reader
+    kiosk.start()
+    try:
+        reader.step()
+        (notice,) = kiosk.status().notices
+        assert notice.startswith("card_reader: no NFC reader found")
+        kiosk.devices.scanner.show("11110100000001")  # a phone's member barcode
+        kiosk.pump()
+        assert kiosk.state.screen == "pin"
+        world.plugged = True
+        clock.advance(1.0)  # the first back-off is 0.5 s
+        reader.step()
+        assert kiosk.status().notices == ()
+    finally:
+        kiosk.close()
