@@ -12,7 +12,10 @@ to write()) around each checkout.
 
 Targets (issue 4): ≤ 2 fsyncs and ≤ 32 KB written per checkout.
 
-    python bench/io_per_checkout.py [--checkouts N]
+    python bench/io_per_checkout.py [--checkouts N] [--page-size BYTES]
+
+--page-size is a what-if: the kiosk's database file is made with that page size (a WAL frame is
+one whole page, so small changes cost a page each).
 
 Without strace (Debian: apt-get install strace) it says so and prints the bytes only.
 """
@@ -52,7 +55,8 @@ def mark(what: str) -> None:
 # -- the child: a kiosk doing checkouts
 
 
-def child(backend: str, checkouts: int, folder: Path, host: str, port: int) -> None:
+def child(backend: str, checkouts: int, folder: Path, host: str, port: int, page_size: int | None) -> None:
+    import sqlite3
     import time
 
     from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
@@ -64,6 +68,13 @@ def child(backend: str, checkouts: int, folder: Path, host: str, port: int) -> N
     settings = None
     if backend == "sip2":
         settings = sip2_settings(config, host=host, port=port, password=DEMO_SIP_PASSWORD)
+    if page_size:  # what-if: the database file made with another page size before the kiosk opens it
+        conn = sqlite3.connect(folder / "kiosk.db")
+        conn.execute(f"PRAGMA page_size={page_size}")
+        conn.execute("CREATE TABLE what_if (x)")
+        conn.execute("DROP TABLE what_if")
+        conn.commit()
+        conn.close()
     kiosk = build(config, clock=clock, db_path=folder / "kiosk.db", sip2=settings)
     kiosk.start()
     locks = kiosk.devices.locks
@@ -139,7 +150,7 @@ def count_syncs(trace: Path) -> tuple[int, int, dict[str, int]]:
     return inside, whole, by_name
 
 
-def run(backend: str, checkouts: int, strace: str | None) -> dict:
+def run(backend: str, checkouts: int, strace: str | None, page_size: int | None) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="io-bench-"))
     ils = None
     host, port = "127.0.0.1", 0
@@ -153,6 +164,8 @@ def run(backend: str, checkouts: int, strace: str | None) -> dict:
             host, port = ils.address
         command = [sys.executable, str(Path(__file__).resolve()), "--child", backend, "--checkouts", str(checkouts),
                    "--folder", str(folder), "--host", host, "--port", str(port)]
+        if page_size:
+            command += ["--page-size", str(page_size)]
         trace = folder / "strace.txt"
         if strace:
             command = [strace, "-f", "-qq", "-e", f"trace={SYSCALLS}", "-o", str(trace)] + command
@@ -172,23 +185,26 @@ def run(backend: str, checkouts: int, strace: str | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkouts", type=int, default=50)
+    parser.add_argument("--page-size", type=int, help="what-if: the kiosk's database made with this page size")
     parser.add_argument("--child", choices=("local", "sip2"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.checkouts, args.folder, args.host, args.port)
+        child(args.child, args.checkouts, args.folder, args.host, args.port, args.page_size)
         return
 
     strace = shutil.which("strace")
     n = args.checkouts
     print(f"disk work per checkout (card tap → receipt → logout), {n} checkouts, kiosk store on disk "
           f"(WAL, synchronous=FULL); targets: ≤ 2 fsyncs, ≤ 32 KB written")
+    if args.page_size:
+        print(f"  WHAT-IF: the kiosk's database made with page_size={args.page_size} (the kiosk uses SQLite's default)")
     if strace is None:
         print("  strace is not installed (Debian: apt-get install strace): fsyncs are not counted, bytes only")
     for backend, label in (("local", "the kiosk decides alone"), ("sip2", "through the demo ILS (SIP2, loopback)")):
-        f = run(backend, n, strace)
+        f = run(backend, n, strace, args.page_size)
         line = (f"  {label:40s} write_bytes {f['write_bytes'] / n / 1024:6.1f} KB   wchar {f['wchar'] / n / 1024:6.1f} KB"
                 f"   write calls {f['syscw'] / n:5.1f}")
         if strace:
