@@ -23,6 +23,7 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "gpio": "drivers.gpio_locks:GpioLockBank",
         "cu16": "drivers.cu16:Cu16LockBank",
     },
+    "indicator": {"none": "drivers.indicator:NoIndicator", "gpio": "drivers.indicator:GpioIndicator"},
 }
 
 

@@ -42,9 +42,11 @@ class Devices:
     card_reader: Any
     scanner: Any
     locks: Any
+    indicator: Any = None  # an LED and buzzer for feedback, when fitted
 
     def all(self) -> list[tuple[str, Any]]:
-        return [("card_reader", self.card_reader), ("scanner", self.scanner), ("locks", self.locks)]
+        devices = [("card_reader", self.card_reader), ("scanner", self.scanner), ("locks", self.locks)]
+        return devices + ([("indicator", self.indicator)] if self.indicator is not None else [])
 
 
 def build_devices(config: Config, clock: Clock | None = None) -> Devices:
@@ -53,6 +55,7 @@ def build_devices(config: Config, clock: Clock | None = None) -> Devices:
         card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options(clock)),
         scanner=registry.create("scanner", d.scanner.driver, **d.scanner.adapter_options(config.identifiers)),
         locks=registry.create("locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)),
+        indicator=registry.create("indicator", d.indicator.driver, clock=clock, **d.indicator.adapter_options()),
     )
 
 
@@ -232,8 +235,10 @@ class Kiosk:
                 return
             at = self._now()
             if isinstance(report, CardRead):
+                self._signal("read")
                 self.feed(s.CardTapped(uid=report.uid, at=at))
             elif isinstance(report, CodeRead):
+                self._signal("read")
                 self.feed(s.BarcodeScanned(text=report.text, at=at))
             elif isinstance(report, DoorChanged):
                 event = s.DoorOpened if report.open else s.DoorClosed
@@ -251,13 +256,14 @@ class Kiosk:
         self.feed(s.Tap(button=button, at=self._now()))
 
     def tick(self) -> None:
-        locks = self.devices.locks
-        if not getattr(locks, "polls_itself", True):
-            # Door switches, pulse ends and door timers of banks without a thread of their own.
-            try:
-                locks.poll()
-            except Exception:  # noqa: BLE001 - a sensor fault must not stop the kiosk
-                log.exception("polling the lock bank failed")
+        for device in (self.devices.locks, self.devices.indicator):
+            if device is not None and not getattr(device, "polls_itself", True):
+                # Door switches, pulse ends, door timers and feedback patterns of devices
+                # without a thread of their own.
+                try:
+                    device.poll()
+                except Exception:  # noqa: BLE001 - a sensor fault must not stop the kiosk
+                    log.exception("polling %r failed", device)
         self.feed(s.Tick(at=self._now()))
 
     def feed(self, event: s.Event) -> None:
@@ -268,6 +274,8 @@ class Kiosk:
             for effect in effects:
                 result = self._execute(effect)
                 if result is not None:
+                    if isinstance(result, s.Refused):
+                        self._signal("error")
                     pending.append(result)
 
     # -- effects out
@@ -435,7 +443,18 @@ class Kiosk:
                 self._undo_checkout(job)
             self._alarm("lock-fault", slot)
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
+        self._signal("unlock")
         return None
+
+    def _signal(self, kind: str) -> None:
+        """Feedback on the LED and buzzer, when fitted; never in the way of a loan."""
+        indicator = self.devices.indicator
+        if indicator is None:
+            return
+        try:
+            indicator.signal(kind)
+        except Exception:  # noqa: BLE001
+            log.exception("the indicator failed")
 
     def _lock(self, slot: int) -> None:
         try:

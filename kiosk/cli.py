@@ -553,8 +553,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from kiosk.clock import SystemClock
 
     config = _load_config(args.config)
-    kind = selftest.ALIASES[args.device]
-    kinds = list(selftest.DEVICES) if kind == "all" else [kind]
+    kinds = selftest.kinds_for(args.device, config)
     clock = SystemClock(ZoneInfo(config.kiosk.timezone))
     devices, failures = selftest.build(config, kinds, clock)
     test = selftest.SelfTest(devices, failures=failures, timeout_s=args.timeout,
@@ -658,7 +657,7 @@ def parser() -> argparse.ArgumentParser:
 
     selftest = sub.add_parser("selftest", help="test the devices the config names: a pass/fail table")
     selftest.add_argument("device", nargs="?", default="all", choices=sorted(ALIASES),
-                          help="card_reader, scanner, locks or all (default)")
+                          help="card_reader, scanner, locks, indicator or all (default)")
     selftest.add_argument("--config", help="config file (default: ./config.toml)")
     selftest.add_argument("--slots", type=_slot_list, default=[1],
                           help="lockers to unlock and watch, e.g. 1,2 or 5-8 (default: 1)")

@@ -378,10 +378,28 @@ class LocksSection:
 
 
 @dataclass(frozen=True)
+class IndicatorSection:
+    """An LED and a buzzer for feedback (optional)."""
+
+    driver: str = _spec("none", choices=("none", "gpio"))
+    pin_factory: str = _spec("rpigpio", choices=("rpigpio", "lgpio", "mock"))
+    led_bcm_pin: int = _spec(-1, _optional_bcm_pin)
+    buzzer_bcm_pin: int = _spec(-1, _optional_bcm_pin)
+    active_high: bool = _spec(True)
+
+    def adapter_options(self) -> dict[str, Any]:
+        if self.driver == "gpio":
+            return {"pin_factory": self.pin_factory, "led_bcm_pin": self.led_bcm_pin,
+                    "buzzer_bcm_pin": self.buzzer_bcm_pin, "active_high": self.active_high}
+        return {}
+
+
+@dataclass(frozen=True)
 class DevicesSection:
     card_reader: CardReaderSection = CardReaderSection()
     scanner: ScannerSection = ScannerSection()
     locks: LocksSection = LocksSection()
+    indicator: IndicatorSection = IndicatorSection()
 
 
 @dataclass(frozen=True)
@@ -533,13 +551,13 @@ def _build(cls: type, table: Any, prefix: str, problems: list[Problem]) -> Any:
 
 def _lock_checks(config: Config, problems: list[Problem]) -> None:
     locks = config.devices.locks
+    used: dict[int, str] = {}  # BCM pin -> what it is wired to
     if locks.driver == "gpio":
         lockers = locks.gpio.lockers
         if len(lockers) != locks.slots:
             problems.append(Problem("devices.locks.gpio.lockers",
                                     f"gives pins for {len(lockers)} locker(s), expected one entry per locker "
                                     f"(slots = {locks.slots}), e.g. {{ relay_bcm_pin = 5, door_bcm_pin = 6 }}"))
-        used: dict[int, str] = {}
         for i, locker in enumerate(lockers, start=1):
             for key in ("relay_bcm_pin", "door_bcm_pin", "occupancy_bcm_pin"):
                 pin = getattr(locker, key)
@@ -551,6 +569,16 @@ def _lock_checks(config: Config, problems: list[Problem]) -> None:
                 if pin in used:
                     problems.append(Problem(where, f"BCM {pin} is already {used[pin]}"))
                 used[pin] = f"locker {i}'s {key}"
+    indicator = config.devices.indicator
+    if indicator.driver == "gpio":
+        pins = {"led_bcm_pin": indicator.led_bcm_pin, "buzzer_bcm_pin": indicator.buzzer_bcm_pin}
+        if all(pin == -1 for pin in pins.values()):
+            problems.append(Problem("devices.indicator.led_bcm_pin", "an indicator needs an LED or a buzzer pin"))
+        for key, pin in pins.items():
+            if pin != -1 and pin in used:
+                problems.append(Problem(f"devices.indicator.{key}", f"BCM {pin} is already {used[pin]}"))
+        if pins["led_bcm_pin"] != -1 and pins["led_bcm_pin"] == pins["buzzer_bcm_pin"]:
+            problems.append(Problem("devices.indicator.buzzer_bcm_pin", "is the LED's pin too"))
     if locks.driver == "cu16":
         c = locks.cu16
         if locks.slots > len(c.boards) * c.locks_per_board:

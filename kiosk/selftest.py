@@ -21,8 +21,9 @@ from typing import Any
 from drivers.base import CardRead, CodeRead, DeviceError, DoorAlarm, DoorChanged
 from kiosk.identifiers import mask
 
-DEVICES = ("card_reader", "scanner", "locks")
-ALIASES = {"card": "card_reader", "card-reader": "card_reader", "card_reader": "card_reader", "reader": "card_reader",
+DEVICES = ("card_reader", "scanner", "locks", "indicator")
+ALIASES = {"indicator": "indicator", "led": "indicator", "buzzer": "indicator",
+           "card": "card_reader", "card-reader": "card_reader", "card_reader": "card_reader", "reader": "card_reader",
            "scanner": "scanner", "barcode": "scanner", "camera": "scanner",
            "locks": "locks", "lock": "locks", "doors": "locks", "all": "all"}
 SIM_CARD = bytes.fromhex("04A1B2C3")  # the demo's first member card
@@ -51,7 +52,8 @@ def build(config: Any, kinds: Iterable[str], clock: Any) -> tuple[dict[str, Any]
     failures: dict[str, str] = {}
     for kind in kinds:
         # Every other device simulated (and never started): only this one touches hardware.
-        others = {k: type(getattr(config.devices, k))() for k in DEVICES if k != kind}
+        others = {f.name: type(getattr(config.devices, f.name))()
+                  for f in dataclasses.fields(config.devices) if f.name != kind}
         only = dataclasses.replace(config, devices=dataclasses.replace(config.devices, **others))
         try:
             devices[kind] = getattr(build_devices(only, clock), kind)
@@ -66,8 +68,10 @@ class SelfTest:
 
     def __init__(self, devices: dict[str, Any], *, failures: dict[str, str] | None = None,
                  timeout_s: float = 20.0, prompt: Callable[[str], None] = print,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.devices = devices
+        self.sleep = sleep
         self.failures = failures or {}
         self.timeout_s = timeout_s
         self.prompt = prompt
@@ -95,6 +99,8 @@ class SelfTest:
                     self._code(device)
                 elif name == "locks":
                     self._locks(device, list(slots))
+                elif name == "indicator":
+                    self._indicator(device)
         finally:
             self.close()
         return self.results
@@ -223,6 +229,27 @@ class SelfTest:
                 bank.lock(slot)
             except DeviceError as exc:
                 self._add("locks", f"locker {slot} lock", False, str(exc))
+
+
+    def _indicator(self, indicator: Any) -> None:
+        self.prompt("Watch the LED and listen to the buzzer: read, unlock, error…")
+        for kind in ("read", "unlock", "error"):
+            indicator.signal(kind)
+            until = self.monotonic() + 1.0
+            while self.monotonic() < until and not getattr(indicator, "polls_itself", True):
+                indicator.poll()
+                self.sleep(0.01)  # a person is watching: the patterns play in real time
+        health = indicator.health()
+        self._add("indicator", "signals", health.available,
+                  health.reason or "read, unlock and error played (check by eye and ear)")
+
+
+def kinds_for(device: str, config: Any) -> list[str]:
+    """The devices `kiosk selftest DEVICE` tests; "all" includes the indicator when fitted."""
+    kind = ALIASES[device]
+    if kind != "all":
+        return [kind]
+    return [k for k in DEVICES if k != "indicator" or config.devices.indicator.driver != "none"]
 
 
 def table(results: list[Check]) -> str:

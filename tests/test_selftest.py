@@ -149,3 +149,21 @@ def test_slots_are_given_as_lists_and_ranges(text, slots):
     from kiosk.cli import _slot_list
 
     assert _slot_list(text) == slots
+
+
+def test_the_indicator_plays_its_signals_for_the_technician(clock):
+    from drivers.indicator import GpioIndicator
+
+    factory = MockFactory()
+    indicator = GpioIndicator(led_bcm_pin=17, buzzer_bcm_pin=27, pin_factory=factory, clock=clock)
+
+    def sleep(seconds):
+        clock.advance(seconds)
+
+    test = SelfTest({"indicator": indicator}, prompt=lambda text: None, monotonic=clock.monotonic, sleep=sleep)
+    [start, health, signals] = test.run(["indicator"])
+    assert start.ok and health.ok and signals.ok
+    assert indicator.signals == ["read", "unlock", "error"]
+    buzzer = [s.state for s in factory.pin(27).states]
+    assert buzzer.count(True) == 1 + 2 + 3  # read: one beep, unlock: two, error: three
+    assert factory.pin(17).state == 0 and factory.pin(27).state == 0
