@@ -17,6 +17,7 @@ ADAPTERS: dict[str, dict[str, str]] = {
         "simulated": "drivers.simulated:SimScanner",
         "camera": "drivers.camera:CameraScanner",
         "serial": "drivers.serial_scanner:SerialScanner",
+        "hid": "drivers.hid_scanner:HidScanner",
     },
     "locks": {
         "simulated": "drivers.simulated:SimLockBank",

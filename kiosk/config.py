@@ -259,7 +259,7 @@ def _camera(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class ScannerSection:
-    driver: str = _spec("simulated", choices=("simulated", "camera", "serial"))
+    driver: str = _spec("simulated", choices=("simulated", "camera", "serial", "hid"))
     debounce_s: float = _spec(2.0, _not_negative)  # the same code again within this is ignored
     # camera
     camera: str = _spec("0", _camera)
@@ -271,6 +271,8 @@ class ScannerSection:
     # serial
     port: str = _spec("/dev/ttyACM0")
     baudrate: int = _spec(9600, lambda value: _baudrate(value))
+    # hid
+    evdev_path: str = _spec("")
 
     def adapter_options(self, identifiers: IdentifiersSection) -> dict[str, Any]:
         """The keyword arguments of the selected scanner (see drivers/registry.py). A code is let
@@ -282,6 +284,8 @@ class ScannerSection:
         if self.driver == "camera":
             return {**common, "camera": self.camera, "width": self.width, "height": self.height,
                     "decoders": self.decoders, "symbologies": self.symbologies, "roi": self.roi}
+        if self.driver == "hid":
+            return {**common, "evdev_path": self.evdev_path}
         return {**common, "port": self.port, "baudrate": self.baudrate}
 
 
@@ -625,6 +629,9 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
         problems.append(Problem("devices.card_reader.evdev_path",
                                 f"found {r.evdev_path!r}, expected the reader's /dev/input/by-id/…-event-kbd "
                                 "path (ls /dev/input/by-id/)"))
+    if config.devices.scanner.driver == "hid" and not config.devices.scanner.evdev_path:
+        problems.append(Problem("devices.scanner.evdev_path", "the HID scanner's /dev/input/by-id/...-event-kbd "
+                                                              "path is needed with driver = \"hid\""))
     c = config.circulation
     if c.network_limit < c.library_limit:
         problems.append(Problem("circulation.network_limit",

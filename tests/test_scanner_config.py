@@ -23,7 +23,8 @@ def test_the_commented_scanner_options_of_the_shipped_config_are_valid():
     block = text.split("[devices.scanner]", 1)[1].split("\n[", 1)[0]
     options = [m.group(1) for m in re.finditer(r"^# (\w+ = .*?)\s{2,}#", block, re.M)]
     assert {o.split(" = ")[0] for o in options} >= {"camera", "width", "height", "decoders", "symbologies", "roi",
-                                                    "debounce_s", "port", "baudrate"}
+                                                    "debounce_s", "port", "baudrate", "evdev_path"}
+    options = [o for o in options if not o.startswith("evdev_path")]
     config = parse("[devices.scanner]\ndriver = \"camera\"\n" + "\n".join(options))
     assert config.devices.scanner.symbologies == ("CODE128", "CODE39", "EAN13", "QRCODE")
 
@@ -44,6 +45,13 @@ def test_serial_options_reach_the_driver():
     assert options["port"] == "/dev/serial/by-id/usb-x" and options["baudrate"] == 115200
     assert "camera" not in options
     assert parse("").devices.scanner.adapter_options(parse("").identifiers) == {}
+
+
+def test_hid_options_reach_the_driver_and_need_a_path():
+    config = parse('[devices.scanner]\ndriver = "hid"\nevdev_path = "/dev/input/by-id/usb-x-event-kbd"\n')
+    options = config.devices.scanner.adapter_options(config.identifiers)
+    assert options["evdev_path"] == "/dev/input/by-id/usb-x-event-kbd" and "port" not in options
+    assert "devices.scanner.evdev_path" in problems('[devices.scanner]\ndriver = "hid"\n')
 
 
 def test_wrong_scanner_options_are_all_reported():

@@ -123,6 +123,18 @@ def test_a_fragment_without_its_line_end_is_dropped(scanner):
     assert s.counts["incomplete"] == 1
 
 
+def test_a_long_line_arriving_slowly_is_dropped_whole(scanner):
+    now = [0.0]
+    s, port = scanner(now=now, line_timeout_s=1.0)
+    s.step()
+    for _ in range(40):  # 4,000 digits at 9600 baud: about 4 s, 100 characters at a time
+        pump(s, port, b"1" * 100)
+        now[0] += 0.1
+    pump(s, port, b"\r\n")
+    assert s.reads == []  # not even the last 14 digits
+    assert s.counts["too_long"] == 1
+
+
 def test_a_wrong_baud_rate_marks_it_unavailable_until_good_codes_come(scanner):
     s, port = scanner(bad_lines=3, baudrate=115200)
     s.step()
