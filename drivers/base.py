@@ -96,3 +96,46 @@ class LockBank(Protocol):
         """Lock every locker and release the hardware. Idempotent."""
 
     def health(self) -> Health: ...
+
+
+class Unavailable:
+    """Stands in for a device whose adapter could not be built (a pin factory that is not usable
+    on this machine, a pin another program holds): the kiosk runs without it and says why,
+    instead of not starting at all. As a lock bank, every locker is out of service."""
+
+    polls_itself = True
+
+    def __init__(self, kind: str, reason: str, *, slots: int = 0) -> None:
+        self.kind = kind
+        self.reason = reason
+        self.slots = slots
+
+    def start(self, emit: Emit) -> None:
+        raise DeviceError(self.reason)
+
+    def unlock(self, slot: int) -> None:
+        raise DeviceError(f"locker {slot} is out of service: {self.reason}")
+
+    def lock(self, slot: int) -> None:
+        return None
+
+    def is_open(self, slot: int) -> bool:
+        return False
+
+    def poll(self) -> None:
+        return None
+
+    def signal(self, kind: str) -> None:
+        return None
+
+    def out_of_service(self) -> dict[int, str]:
+        return {slot: self.reason for slot in range(1, self.slots + 1)}
+
+    def close(self) -> None:
+        return None
+
+    def health(self) -> Health:
+        return Health(False, self.reason)
+
+    def __repr__(self) -> str:
+        return f"<Unavailable {self.kind}: {self.reason}>"

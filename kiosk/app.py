@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers import registry
-from drivers.base import CardRead, CodeRead, DeviceError, DeviceEvent, DoorAlarm, DoorChanged, OccupancyChanged
+from drivers.base import (CardRead, CodeRead, DeviceError, DeviceEvent, DoorAlarm, DoorChanged, OccupancyChanged,
+                          Unavailable)
 from kiosk import session as s
 from kiosk.clock import Clock, boot_id
 from kiosk.config import Config, Sip2Section
@@ -54,9 +55,21 @@ def build_devices(config: Config, clock: Clock | None = None) -> Devices:
     return Devices(
         card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options(clock)),
         scanner=registry.create("scanner", d.scanner.driver, **d.scanner.adapter_options(config.identifiers)),
-        locks=registry.create("locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)),
-        indicator=registry.create("indicator", d.indicator.driver, clock=clock, **d.indicator.adapter_options()),
+        locks=_or_unavailable("locks", lambda: registry.create(
+            "locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)), slots=d.locks.slots),
+        indicator=_or_unavailable("indicator", lambda: registry.create(
+            "indicator", d.indicator.driver, clock=clock, **d.indicator.adapter_options())),
     )
+
+
+def _or_unavailable(kind: str, create: Callable[[], Any], *, slots: int = 0) -> Any:
+    """The device, or a stand-in saying why it could not be built: the kiosk still starts and
+    shows staff the reason (a lock bank's lockers all out of service) instead of crash-looping."""
+    try:
+        return create()
+    except Exception as exc:  # noqa: BLE001 - DeviceError, ImportError, a library's own error
+        log.error("%s could not be set up: %s", kind, exc, exc_info=not isinstance(exc, DeviceError))
+        return Unavailable(kind, f"{kind} could not be set up: {exc}", slots=slots)
 
 
 # Effects that may wait on the library system (a network round trip, or a timeout).

@@ -176,3 +176,22 @@ def test_a_jammed_lock_is_an_alarm_for_staff(tmp_path, clock):
     finally:
         k.close()
         bus.close()
+
+
+def test_a_lock_bank_that_cannot_be_set_up_leaves_the_kiosk_running_and_says_why(tmp_path, clock):
+    k = build(parse(GPIO.replace('"mock"', '"lgpio"')), clock=clock, db_path=tmp_path / "kiosk.db")
+    k.start()  # no /dev/gpiochip on this machine
+    try:
+        [notice] = [n for n in k.status().notices if n.startswith("locks")]
+        assert "pin factory 'lgpio' is not usable here" in notice
+        login(k)
+        k.tap("borrow")
+        assert k.state.shelf == ()  # every locker out of service: nothing offered
+        k.tap("logout")
+        k.store.put_in_slot(1, None, clock.now())  # an empty locker, but it cannot open
+        k.tap("return")
+        k.devices.scanner.show("EM0000000025")
+        k.pump()
+        assert k.state.screen == "error" and k.state.notice.reason.value == "no-empty-locker"
+    finally:
+        k.close()

@@ -49,8 +49,8 @@ def test_a_device_that_cannot_be_built_fails_its_rows_and_the_others_still_run(t
     config.write_text(GPIO_CONFIG.format(factory="lgpio"), encoding="utf-8")  # no /dev/gpiochip here
     assert main(["selftest", "--config", str(config), "--timeout", "5"]) == 1
     out = capsys.readouterr().out
-    build = [line for line in out.splitlines() if line.startswith("locks") and "build" in line]
-    assert build and "FAIL" in build[0] and "lgpio" in build[0]
+    start = [line for line in out.splitlines() if line.startswith("locks") and "start" in line]
+    assert start and "FAIL" in start[0] and "pin factory 'lgpio' is not usable here" in start[0]
     assert "card read" in out and "barcode" in out
 
 
