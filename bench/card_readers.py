@@ -68,10 +68,10 @@ def mfrc522(polls: int) -> None:
 
 
 def nfc(polls: int) -> None:
-    from fake_nfc import NfcWorld
+    from fake_pn533 import Pn533World
 
     with pytest.MonkeyPatch.context() as mp:
-        world = NfcWorld().install(mp)
+        world = Pn533World().install(mp)
         from drivers.nfc_reader import NfcReader
 
         t = [0.0]
@@ -85,7 +85,8 @@ def nfc(polls: int) -> None:
                 reader.step()
                 t[0] += 0.1
 
-            print(f"nfcpy connect() poll, {label:10} {per_poll(poll, polls):9.0f} µs/poll here (nfcpy's own code, fake chipset)")
+            print(f"nfcpy connect() poll, {label:10} {per_poll(poll, polls):9.0f} µs/poll here "
+                  "(nfcpy's own pn533 driver over a fake USB transport)")
         reader.close()
 
 

@@ -97,9 +97,9 @@ def test_the_commented_card_reader_settings_in_config_toml_are_valid():
 
 
 def test_an_unplugged_nfc_reader_tells_staff_and_barcode_login_still_works(tmp_path, clock, monkeypatch):
-    from fake_nfc import NfcWorld
+    from fake_pn533 import Pn533World
 
-    world = NfcWorld().install(monkeypatch)
+    world = Pn533World().install(monkeypatch)
     world.plugged = False
     config = parse('[devices.card_reader]\ndriver = "nfc"\n')
     kiosk = build(config, clock=clock, db_path=tmp_path / "kiosk.db")

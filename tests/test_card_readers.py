@@ -1,6 +1,7 @@
 """Card readers: the same contract for the simulated reader and every real adapter, each real one
 running its own code (and its library's: mfrc522, nfcpy, evdev) over a fake lowest layer: the
-MFRC522's registers on a fake SPI bus, a fake nfcpy chipset driver, a recorded evdev stream."""
+MFRC522's registers on a fake SPI bus, a PN533 behind a fake USB transport (nfcpy's own pn533
+driver runs), a recorded evdev stream."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from drivers.base import CardRead
 from drivers.simulated import SimCardReader
 from fake_evdev import EvdevWorld, typed
 from fake_mfrc522 import FakeCard, FakeChip, install
-from fake_nfc import NfcWorld
+from fake_pn533 import Pn533World
 from kiosk.identifiers import IdentifierRules, format_uid
 
 MEMBER_1_CARD = bytes.fromhex("04A1B2C3")  # demo member 11110100000001
@@ -112,10 +113,10 @@ class NfcRig(Rig):
 
     def __init__(self, monkeypatch, **options) -> None:
         super().__init__()
-        self.world = NfcWorld().install(monkeypatch)
+        self.world = Pn533World().install(monkeypatch)
         from drivers.nfc_reader import NfcReader
 
-        self.options = {"clock": self.clock, "nfc_path": "usb:054c:06c1", **options}
+        self.options = {"clock": self.clock, "nfc_path": "usb:04e6:5591", **options}
         self.reader = NfcReader(**self.options)
 
     def tap(self, uid: bytes, kind: str = "A") -> None:
@@ -131,10 +132,7 @@ class NfcRig(Rig):
         self.world.plugged = True
 
     def garbage(self) -> None:
-        import nfc.clf
-
-        self.world.garbage = nfc.clf.RemoteTarget("106A", sens_res=bytearray(b"\x44\x00"), sel_res=bytearray(b"\x00"),
-                                                  sdd_res=bytearray(b"\x01\x02\x03\x04\x05"))
+        self.world.garbage_uid = b"\x01\x02\x03\x04\x05"  # no card has a 5-byte UID
 
 
 class WedgeRig(Rig):
@@ -327,7 +325,7 @@ def test_persistent_nonsense_is_counted_logged_and_marks_the_reader_unavailable(
     assert not health.available and "unreadable" in health.reason
     assert any("unreadable" in r.getMessage() for r in caplog.records)
     if isinstance(real, NfcRig):
-        real.world.garbage = None
+        real.world.garbage_uid = None
     real.lift()
     real.tap(MEMBER_1_CARD)
     real.poll(3)
@@ -486,12 +484,13 @@ def test_nfc_reads_type_b_pupi_and_felica_idm(nfcrig):
     assert nfcrig.events == [CardRead(bytes.fromhex("1A2B3C4D")), CardRead(idm)]
 
 
-def test_nfc_opens_the_configured_path_and_senses_all_three_technologies(nfcrig):
+def test_nfc_initialises_the_pn533_and_senses_all_three_technologies(nfcrig):
     nfcrig.start()
-    assert nfcrig.world.opened == ["usb:054c:06c1"]
+    assert nfcrig.world.commands[:2] == [0x00, 0x02]  # nfcpy's driver: line test, firmware version
+    assert "usb:04e6:5591" in repr(nfcrig.reader) and "available" in repr(nfcrig.reader)
     before = nfcrig.world.senses
     nfcrig.poll()
-    assert nfcrig.world.senses - before == 3  # 106A, 106B, 212F once per poll
+    assert nfcrig.world.senses - before == 3  # InListPassiveTarget for 106A, 106B, 212F, once a poll
 
 
 def test_nfc_reader_missing_at_start_is_unavailable_and_found_when_plugged(nfcrig):
@@ -504,13 +503,23 @@ def test_nfc_reader_missing_at_start_is_unavailable_and_found_when_plugged(nfcri
     assert nfcrig.reader.health().available
 
 
-def test_nfc_unplug_closes_the_old_device(nfcrig):
+def test_nfc_unplug_closes_the_old_device_and_replug_opens_a_new_one(nfcrig):
     nfcrig.start()
-    nfcrig.poll()
-    first = nfcrig.world.devices[0]
+    first = nfcrig.world.transports[0]
     nfcrig.unplug()
     nfcrig.poll()
-    assert first.closed and not nfcrig.reader.health().available
+    assert not nfcrig.reader.health().available
+    nfcrig.replug()
+    nfcrig.wait(2.0)
+    assert nfcrig.reader.health().available
+    assert len(nfcrig.world.transports) == 2 and nfcrig.world.transports[1] is not first
+
+
+def test_nfc_a_reader_of_another_model_at_a_precise_path_is_not_taken(monkeypatch):
+    r = NfcRig(monkeypatch, nfc_path="usb:054c:06c1")  # an RC-S380 is configured, a PN533 is plugged
+    r.start()
+    assert "no NFC reader found at 'usb:054c:06c1'" in r.reader.health().reason
+    r.close()
 
 
 # -- keyboard wedge
