@@ -117,6 +117,9 @@ class Kiosk:
                 device.start(self._inbox.put)
             except DeviceError as exc:
                 log.error("device %s did not start: %s", name, exc)
+        clean = self.store.begin_run(audit=self._outbox_factory is not None)
+        if not clean:
+            log.warning("the last run did not stop cleanly (a power cut or a crash): settling what it left")
         self._recover_door_jobs()
         self._started = True
 
@@ -190,6 +193,8 @@ class Kiosk:
                 close_library()
             except Exception:  # noqa: BLE001
                 log.exception("the library connection did not close cleanly")
+        if self._started:
+            self._guarded(self.store.end_run)
         self.store.close()
         self._started = False
 

@@ -163,6 +163,8 @@ def _offline_v4(db: sqlite_utils.Database) -> None:
     )
     db["member_credentials"].create({"credential_key": str, "member_key": str, "seen_at": str},
                                     pk="credential_key", not_null={"member_key", "seen_at"})
+    # How the last run ended, and whether the lockers' books must be checked at the library.
+    db["kiosk_state"].create({"key": str, "value": str}, pk="key")
 
 
 # Each migration runs in the same transaction as the row that records it.
@@ -207,6 +209,10 @@ def device_secret(db_path: Path) -> bytes:
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection with the durability settings every connection must have."""
     conn = sqlite3.connect(str(path), timeout=5.0, check_same_thread=False)
+    # Small pages for a new database: a loan touches a dozen pages (rows and their indexes), and
+    # every page a commit touches is written again to the WAL. 1 KiB pages write a quarter of the
+    # bytes that 4 KiB pages do, which an SD card's wear and a patron's wait both feel.
+    conn.execute("PRAGMA page_size=1024")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -255,11 +261,23 @@ class Store:
         return f"<Store {self.path} schema=v{self.schema_version()}>"
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """All or nothing; a failure inside becomes a StoreError after the rollback."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite_utils.Database]:
+        """All or nothing; a failure inside becomes a StoreError after the rollback.
+
+        `durable=False` commits without waiting for the disk (no fsync): the write survives a
+        crash of the process, and reaches the disk with the next durable commit, but a power cut
+        before that may undo it. Only for writes whose loss the next start settles anyway: what
+        comes before a door opens (nothing has moved yet), marks that the outbox worker
+        re-derives by asking the library (17), and the member cache."""
         try:
-            with self.db.atomic():
-                yield self.db
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self.db.atomic():
+                    yield self.db
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
@@ -339,12 +357,15 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    # -- door jobs: committed before the unlock, finished when the door has closed
+    # -- door jobs: written before the unlock, on disk for certain the moment the door opens,
+    # finished when it has closed. Before the door opens nothing has moved: a power cut that
+    # undoes those first writes leaves only a loan the library may have made for a book still
+    # in its locker, which the locker audit after an unclean stop takes back.
 
     def note_asking(self, job: DoorJob, at: dt.datetime) -> None:
         """About to ask the library for this loan: the locker is reserved, and a crash from here
         on is settled at the next start."""
-        with self.transaction() as db:
+        with self.transaction(durable=False) as db:
             db["door_jobs"].insert(
                 {
                     "id": job.id, "kind": job.kind, "slot": job.slot, "item": job.item,
@@ -357,8 +378,8 @@ class Store:
         return list(self.db.query("SELECT * FROM door_jobs WHERE state = 'asking' ORDER BY created_at"))
 
     def begin_door_job(self, job: DoorJob, at: dt.datetime) -> None:
-        """The decision, on disk before the unlock (a job that was `asking` becomes pending)."""
-        with self.transaction() as db:
+        """The decision, written before the unlock (a job that was `asking` becomes pending)."""
+        with self.transaction(durable=False) as db:
             cursor = db.execute(
                 "UPDATE door_jobs SET state = 'pending', due = ?, ils_done = ?, created_at = ? "
                 "WHERE id = ? AND state = 'asking'",
@@ -375,7 +396,7 @@ class Store:
             )
 
     def cancel_door_job(self, job_id: str, reason: str, at: dt.datetime) -> None:
-        with self.transaction() as db:
+        with self.transaction(durable=False) as db:  # lost, the next start cancels it again
             db.execute(
                 "UPDATE door_jobs SET state = 'cancelled', finished_at = ?, note = ?, member_id = NULL "
                 "WHERE id = ? AND state IN ('pending', 'asking')",
@@ -383,6 +404,7 @@ class Store:
             )
 
     def note_door_opened(self, job_id: str, at: dt.datetime) -> None:
+        """The door has opened: from now on the book may move. Durable, before anything else."""
         with self.transaction() as db:
             db.execute(
                 "UPDATE door_jobs SET opened_at = ? WHERE id = ? AND state = 'pending' AND opened_at IS NULL",
@@ -487,8 +509,11 @@ class Store:
 
     def mark_delivered(self, event_id: str, at: dt.datetime) -> None:
         """The library has this event. Where the library keeps the records, the member's number
-        is scrubbed from the event and its loan now: only the keyed hash stays."""
-        with self.transaction() as db:
+        is scrubbed from the event and its loan now: only the keyed hash stays.
+
+        Not durable: undone by a power cut, the event is back in flight under a dead sender,
+        and the worker settles it with item information (17) without sending it again."""
+        with self.transaction(durable=False) as db:
             cursor = db.execute(
                 "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
                 f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id],
@@ -662,7 +687,7 @@ class Store:
         the PIN (so a found card cannot borrow offline without it). Nothing readable."""
         key = self.member_key(member_id)
         when = at.isoformat()
-        with self.transaction() as db:
+        with self.transaction(durable=False) as db:  # a cache: the next login writes it again
             old = db.execute("SELECT pin_check FROM member_cache WHERE member_key = ?", [key]).fetchone()
             pin_check = self._pin_check(key, pin) if pin else (old[0] if old else None)
             db["member_cache"].upsert(
@@ -723,6 +748,42 @@ class Store:
             for table, sql, cutoff in statements:
                 deleted[table] = db.execute(sql, [cutoff]).rowcount
         return deleted
+
+    # -- runs, and the locker audit after an unclean stop
+
+    def _state(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kiosk_state WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def begin_run(self, *, audit: bool) -> bool:
+        """The kiosk starts. Returns whether the last run stopped cleanly (a first run counts
+        as clean). After an unclean stop, with `audit`, the locker audit becomes due: a power cut
+        may have undone the record of a loan the library made for a book that never left."""
+        with self.transaction() as db:
+            clean = self._state("stopped_cleanly") in (None, "1")
+            db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('stopped_cleanly', '0')")
+            if audit and not clean:
+                db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('locker_audit', 'due')")
+        return clean
+
+    def end_run(self) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('stopped_cleanly', '1')")
+
+    def locker_audit_due(self) -> bool:
+        return self._state("locker_audit") == "due"
+
+    def locker_audit_done(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM kiosk_state WHERE key = 'locker_audit'")
+
+    def locker_books(self) -> list[tuple[int, str]]:
+        """(slot, item) of the books the kiosk holds for lending: in a locker, not kept for staff,
+        no door job open on them, no event of theirs still on its way to the library."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT slot, item FROM slots WHERE item IS NOT NULL AND staff_note IS NULL "
+            "AND slot NOT IN (SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
+            f"AND item NOT IN (SELECT item FROM outbox WHERE state NOT IN {_SETTLED}) ORDER BY slot")]
 
     # -- the queue, for technicians and staff
 

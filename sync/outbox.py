@@ -101,6 +101,12 @@ class OutboxWorker:
             self._client.next_attempt_at = None
             self._failures = 0
         report = DrainReport()
+        if self._store.locker_audit_due():
+            try:
+                self.audit_lockers()
+            except Sip2Error as exc:
+                report.stopped = f"the library is unavailable for the locker audit ({exc})"
+                return report
         done = 0
         while limit is None or done < limit:
             now = self._clock.now()
@@ -134,6 +140,25 @@ class OutboxWorker:
                 log.warning("outbox event %s (%s) is a dead letter: %s", event["seq"], event["kind"], reason)
         report.stopped = f"limit of {limit} reached"
         return report
+
+    def audit_lockers(self) -> int:
+        """After an unclean stop: every book in a locker is asked about (17), and one the library
+        shows on loan is taken back (09): its loan was made by a checkout whose door never
+        opened, and whose record a power cut undid. Returns how many were taken back; raises
+        Sip2Error when the library cannot be asked (the audit stays due)."""
+        taken = 0
+        for slot, item in self._store.locker_books():
+            facts = self._client.item_information(item)
+            if facts.circulation_status not in ON_LOAN:
+                continue
+            result = self._client.checkin(item, return_date=self._clock.now())
+            kind = "phantom-loan-taken-back" if result.ok else "phantom-loan"
+            self._store.record_alarm(kind, slot, self._clock.now())
+            log.warning("locker %d: the library had its book on loan although it never left; %s", slot,
+                        "taken back" if result.ok else "the library refused to take it back")
+            taken += result.ok
+        self._store.locker_audit_done()
+        return taken
 
     def _defer(self, event: dict, state: str, reason: str) -> None:
         self._failures += 1

@@ -266,3 +266,49 @@ def test_a_replay_the_ils_refuses_is_a_dead_letter_until_staff_resolve_it(kiosk,
     assert ils_loans(ils)["EM0000000003"]["patron"] == "11110100000009"  # nothing overwritten
     assert kiosk.store.resolve_event(dead["seq"], "checked at the desk", clock.now())
     assert kiosk.store.outbox("dead") == []
+
+
+def test_after_a_power_cut_the_locker_audit_takes_back_a_loan_whose_record_was_lost(tmp_path, clock, ils):
+    # The kiosk's checkout reached the library, then the power went before the door opened, and
+    # the power cut undid the kiosk's note of it (written without waiting for the disk).
+    k = make_kiosk(tmp_path, clock, ils)
+    assert k.library.client.checkout(GOOD, "EM0000000003").ok
+    k.power_cut()
+    again = make_kiosk(tmp_path, clock, ils)
+    try:
+        assert again.store.locker_audit_due()
+        again.sync_now()
+        assert "EM0000000003" not in ils_loans(ils)  # the book never left its locker
+        assert [a["slot"] for a in again.store.alarms() if a["kind"] == "phantom-loan-taken-back"] == [3]
+        assert not again.store.locker_audit_due()
+    finally:
+        again.close()
+    third = make_kiosk(tmp_path, clock, ils)  # after a clean stop there is nothing to audit
+    try:
+        assert not third.store.locker_audit_due()
+    finally:
+        third.close()
+
+
+def test_the_audit_waits_while_the_library_is_down_and_spares_books_on_their_way(tmp_path, clock, ils):
+    k = make_kiosk(tmp_path, clock, ils)
+    login(k)
+    borrow(k, "EM0000000001", 1)
+    k.tap("logout")
+    ils.faults.down = True
+    k.tap("return")
+    k.devices.scanner.show("EM0000000001")  # back in locker 1; its checkin waits in the outbox
+    k.pump()
+    open_and_close(k, 1)
+    k.power_cut()
+    again = make_kiosk(tmp_path, clock, ils)
+    try:
+        assert again.sync_now().stopped.startswith("the library is unavailable for the locker audit")
+        assert again.store.locker_audit_due()
+        ils.faults.down = False
+        again.library.client.next_attempt_at = None
+        report = again.sync_now()
+        assert report.delivered == 1  # the return, not the audit, settles EM0000000001
+        assert not [a for a in again.store.alarms() if a["kind"].startswith("phantom")]
+    finally:
+        again.close()
