@@ -144,8 +144,11 @@ class Cu16LockBank:
             address = boards[(slot - 1) // locks_per_board]
             self._where[slot] = (address, (slot - 1) % locks_per_board)
             self._boards[address].slots.append(slot)
+        # A board listed beyond the last locker has nothing to do: it is not asked.
+        self._boards = {address: board for address, board in self._boards.items() if board.slots}
         self.watch = DoorWatch(self._where, left_open_s=left_open_s, jam_check_s=jam_check_s)
         self.errors: collections.Counter[str] = collections.Counter()
+        self._quiet = True  # no bad reply since the last good one
         self._serial: Any = None
         self._port_error = ""
         self._port_retry_at = 0.0
@@ -220,10 +223,16 @@ class Cu16LockBank:
                     continue
                 problem = check_reply(answer, board)
                 if not problem:
+                    self._quiet = True
                     return answer
                 self.errors[problem] += 1
                 last = problem
-                log.debug("lock board %d: %s (%d bytes)", board, problem, len(answer))
+                # The first bad reply after good ones is a warning; a run of them is counted in
+                # `errors` (and puts the board out of service) without filling the log.
+                log.log(logging.WARNING if self._quiet else logging.DEBUG,
+                        "lock board %d: %s (%d bytes); %d bad replies so far",
+                        board, _WORDS[problem], len(answer), sum(self.errors.values()))
+                self._quiet = False
         reason = self._port_error if last == "port" and self._port_error else _WORDS[last]
         raise Cu16Error(reason)
 
