@@ -124,10 +124,13 @@ class PollingCardReader:
     # -- the protocol
 
     def start(self, emit: Emit) -> None:
-        """Begin reading on a thread of its own; taps are reported through `emit`."""
+        """Open the device (so `health()` says at once whether it is there), then read on a
+        thread of its own; taps are reported through `emit`. A device that cannot be opened
+        now is retried by the thread."""
         if self._started:
             return
         self.attach(emit)
+        self._open_if_due(self._clock())
         self._thread = threading.Thread(target=self._run, name=f"{self.name} reader", daemon=True)
         self._thread.start()
 
@@ -182,25 +185,8 @@ class PollingCardReader:
         """Open the device if it is due, read once, report a new tap. Returns the seconds to
         wait before the next step."""
         now = self._clock()
-        if not self._opened:
-            if now < self._retry_at:
-                return self._retry_at - now
-            try:
-                self._open()
-            except (DeviceError, OSError) as exc:
-                self._release()
-                self._failed_to_open(self._reason(exc), now)
-                return self._retry_at - now
-            self._opened = True
-            self.stats["opens"] += 1
-            self._backoff = self.reconnect_initial_s
-            if self._down_since is not None and self.stats["opens"] > 1:
-                log.warning("%s is back after %.0f s", self._describe(), now - self._down_since)
-            else:
-                log.info("%s ready", self._describe())
-            self._down_since = None
-            self._fault = ""
-            self._set_health(Health(True))
+        if not self._opened and not self._open_if_due(now):
+            return max(self._retry_at - now, 0.0)
         try:
             uid = self._read()
         except BadRead as exc:
@@ -208,7 +194,7 @@ class PollingCardReader:
             return self._pause()
         except (DeviceError, OSError) as exc:
             self._lost(self._reason(exc))
-            return self._retry_at - self._clock()
+            return max(self._retry_at - self._clock(), 0.0)
         now = self._clock()
         self._expire_bad_reads(now)
         if uid:
@@ -220,6 +206,28 @@ class PollingCardReader:
                 log.info("%s: card %s", self._describe(), mask(uid.hex().upper()))
                 self._emit(CardRead(uid))
         return self._pause()
+
+    def _open_if_due(self, now: float) -> bool:
+        """Open the device unless the back-off says not yet; whether it is open now."""
+        if now < self._retry_at:
+            return False
+        try:
+            self._open()
+        except (DeviceError, OSError) as exc:
+            self._release()
+            self._failed_to_open(self._reason(exc), now)
+            return False
+        self._opened = True
+        self.stats["opens"] += 1
+        self._backoff = self.reconnect_initial_s
+        if self._down_since is not None and self.stats["opens"] > 1:
+            log.warning("%s is back after %.0f s", self._describe(), now - self._down_since)
+        else:
+            log.info("%s ready", self._describe())
+        self._down_since = None
+        self._fault = ""
+        self._set_health(Health(True))
+        return True
 
     def _pause(self) -> float:
         return 0.0 if self.read_waits else self.poll_interval_s

@@ -592,3 +592,20 @@ def test_wedge_unplugged_in_the_middle_of_a_line_drops_the_half_line(wedge):
     wedge.world.send(typed("3283263748"))
     wedge.poll()
     assert wedge.events == [CardRead(MEMBER_1_CARD)]
+
+
+def test_health_right_after_start_says_whether_the_reader_is_there(monkeypatch):
+    for rig_class in REAL:
+        r = rig_class(monkeypatch)
+        r.reader.start(lambda event: None)  # what `kiosk selftest` and the kiosk do
+        try:
+            assert r.reader.health().available, rig_class.name
+        finally:
+            r.close()
+        r = rig_class(monkeypatch)
+        r.unplug()
+        r.reader.start(lambda event: None)
+        try:
+            assert not r.reader.health().available and r.reader.health().reason != "opening", rig_class.name
+        finally:
+            r.close()
