@@ -82,9 +82,10 @@ class Kiosk:
 
     def __init__(
         self, config: Config, *, clock: Clock, store: Store, library: Library, devices: Devices,
-        display: Any = None, outbox: Callable[[], Any] | None = None,
+        display: Any = None, outbox: Callable[[], Any] | None = None, out_of_service: str = "",
     ) -> None:
         self.config = config
+        self.out_of_service = out_of_service  # why this kiosk serves nobody (see _out_of_service)
         self.clock = clock
         self.store = store
         self.library = library
@@ -286,6 +287,9 @@ class Kiosk:
 
     def feed(self, event: s.Event) -> None:
         """Step the session with this event and with every result its effects produce."""
+        if self.out_of_service and isinstance(event, (s.CardTapped, s.BarcodeScanned, s.Tap)) and not (
+                isinstance(event, s.Tap) and event.button == "lang"):
+            event = s.Refused(refusal=refusal(Reason.OUT_OF_SERVICE), at=event.at)
         pending = collections.deque([event])
         while pending:
             self.state, effects = s.step(self.state, pending.popleft())
@@ -543,6 +547,8 @@ class Kiosk:
             for name, device in self.devices.all()
             if not (health := device.health()).available
         )
+        if self.out_of_service:
+            notices = ("database: " + self.out_of_service,) + notices
         return Status(library_name=self.config.kiosk.name, wall=self.clock.now(), notices=notices,
                       offline=bool(getattr(self.library, "offline", False)))
 
@@ -719,7 +725,10 @@ def build(
 ) -> Kiosk:
     """Wire a kiosk from the config: store (seeded if asked), library, devices, display."""
     db_path = db_path or config.database
-    store = Store(db_path, keep_member_numbers=config.library.backend == "local")
+    try:
+        store = Store(db_path, keep_member_numbers=config.library.backend == "local")
+    except StoreError as exc:
+        return _out_of_service(config, clock, display, str(exc))
     try:
         if config.library.seed == "demo":
             seed_demo(store, clock, config.devices.locks.slots,
@@ -732,6 +741,18 @@ def build(
         raise
     return Kiosk(config, clock=clock, store=store, library=library, devices=devices, display=display,
                  outbox=outbox_factory(config, db_path, clock, sip2=sip2))
+
+
+def _out_of_service(config: Config, clock: Clock, display: Any, reason: str) -> Kiosk:
+    """A kiosk whose database cannot be opened: it keeps the file as it is (for a technician or
+    a backup restore), keeps every door locked, lends and takes back nothing, and says so on the
+    screen and to staff, instead of failing to start again and again."""
+    log.critical("OUT OF SERVICE: %s; the file is kept as it is. Restore it from a backup, or move "
+                 "it aside to start afresh (what it holds is then lost to this kiosk)", reason)
+    store = Store(":memory:")  # holds nothing: no locker is ever offered or opened
+    library = LocalLibrary((), store, config.policy(), clock)
+    return Kiosk(config, clock=clock, store=store, library=library, devices=build_devices(config, clock),
+                 display=display, out_of_service=reason)
 
 
 @contextmanager

@@ -43,6 +43,7 @@ class Reason(enum.Enum):
     OFFLINE_NEW_MEMBER = "offline-new-member"  # offline, and never seen online: cannot judge
     OFFLINE_LIMIT = "offline-limit"  # offline, and as many books as the kiosk lends offline
     OFFLINE_NO_LENDING = "offline-no-lending"  # offline lending is switched off
+    OUT_OF_SERVICE = "out-of-service"  # the kiosk cannot keep records (a damaged database)
 
 
 @dataclass(frozen=True)

@@ -237,11 +237,17 @@ class Store:
                 raise StoreError(f"cannot read or write the device key beside {self.path}: {exc}") from exc
         else:
             self._secret = os.urandom(32)
+        self._conn = None  # type: ignore[assignment]
         try:
             self._conn = connect(path)
+            check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"damaged ({check})")
             self.db = sqlite_utils.Database(self._conn)
             self.migrate()
         except sqlite3.DatabaseError as exc:
+            if self._conn is not None:
+                self._conn.close()
             raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
 
     # -- lifecycle

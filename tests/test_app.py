@@ -207,3 +207,33 @@ def test_a_failing_frame_with_the_door_open_still_records_the_loan(kiosk):
     kiosk._reset_after_failure()
     assert kiosk.store.open_loan("EM0000000003")["member_id"] == MEMBER
     assert "recovered-door-job" in [a["kind"] for a in kiosk.store.alarms()]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_database_puts_the_kiosk_out_of_service_and_keeps_the_file(tmp_path, clock, damage):
+    path = tmp_path / "kiosk.db"
+    k = build(Config(), clock=clock, db_path=path)
+    k.start()
+    login(k)
+    choose(k, "EM0000000003")
+    k.devices.locks.open_door(3)
+    k.devices.locks.close_door(3)
+    k.pump()
+    k.close()
+    good = path.read_bytes()
+    broken = b"\x00garbage, not a database" * 200 if damage == "garbage" else good[: len(good) // 2]
+    path.write_bytes(broken)
+    again = build(Config(), clock=clock, db_path=path)
+    again.start()
+    try:
+        assert again.out_of_service and "kiosk.db" in again.out_of_service
+        again.devices.card_reader.present(bytes.fromhex("04A1B2C3"))
+        again.pump()
+        assert again.state.screen == "error" and again.state.notice.reason.value == "out-of-service"
+        again.tap("return")
+        assert again.state.notice.reason.value == "out-of-service"
+        assert any(n.startswith("database:") for n in again.status().notices)  # staff are told
+        assert again.devices.locks.unlocked() == []
+    finally:
+        again.close()
+    assert path.read_bytes() == broken  # kept exactly as found, for a technician
