@@ -131,7 +131,7 @@ class PollingCardReader:
             return
         self.attach(emit)
         self._open_if_due(self._clock())
-        self._thread = threading.Thread(target=self._run, name=f"{self.name} reader", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"kiosk {self.name}", daemon=True)
         self._thread.start()
 
     def attach(self, emit: Emit) -> None:

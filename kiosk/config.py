@@ -197,6 +197,12 @@ def _nfc_path(value: str) -> str | None:
     return None if ok else "an nfcpy path such as \"usb\", \"usb:054c:06c1\" or \"tty:USB0:pn532\""
 
 
+def _nfc_targets(value: tuple[str, ...]) -> str | None:
+    known = ("106A", "106B", "212F", "424F")
+    ok = value and all(v in known for v in value) and len(set(value)) == len(value)
+    return None if ok else "a list of card types from " + ", ".join(f'"{k}"' for k in known)
+
+
 @dataclass(frozen=True)
 class CardReaderSection:
     driver: str = _spec("simulated", choices=("simulated", "mfrc522", "nfc", "keyboard_wedge"))
@@ -209,6 +215,7 @@ class CardReaderSection:
     spi_speed_hz: int = _spec(1_000_000, _positive)
     rst_bcm_pin: int = _spec(25, _bcm_pin)
     nfc_path: str = _spec("usb", _nfc_path)
+    nfc_targets: tuple[str, ...] = _spec(("106A", "106B", "212F"), _nfc_targets)
     evdev_path: str = _spec("")
     wedge_format: str = _spec("decimal", choices=("hex", "decimal"))
     wedge_byte_order: str = _spec("reversed", choices=("as-read", "reversed"))
@@ -226,7 +233,7 @@ class CardReaderSection:
             return {**common, "spi_bus": self.spi_bus, "spi_device": self.spi_device,
                     "spi_speed_hz": self.spi_speed_hz, "rst_bcm_pin": self.rst_bcm_pin}
         if self.driver == "nfc":
-            return {**common, "nfc_path": self.nfc_path}
+            return {**common, "nfc_path": self.nfc_path, "targets": self.nfc_targets}
         return {**common, "evdev_path": self.evdev_path, "wedge_format": self.wedge_format,
                 "wedge_byte_order": self.wedge_byte_order}
 

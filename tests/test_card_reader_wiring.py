@@ -28,6 +28,7 @@ def test_options_reach_the_adapter_and_no_hardware_library_is_imported_yet():
 
 @pytest.mark.parametrize("text, driver, attr, value", [
     ('driver = "nfc"\nnfc_path = "usb:054c:06c1"', "NfcReader", "nfc_path", "usb:054c:06c1"),
+    ('driver = "nfc"\nnfc_targets = ["106A"]', "NfcReader", "targets", ("106A",)),
     ('driver = "keyboard_wedge"\nevdev_path = "/dev/input/by-id/usb-X-event-kbd"\nwedge_format = "hex"',
      "KeyboardWedgeReader", "wedge_format", "hex"),
 ])
@@ -41,6 +42,7 @@ def test_nfc_and_wedge_options(text, driver, attr, value):
     ('driver = "nfc"\nnfc_path = "pasori"', "devices.card_reader.nfc_path"),
     ('driver = "mfrc522"\nrst_bcm_pin = 40', "devices.card_reader.rst_bcm_pin"),
     ('driver = "rc522"', "devices.card_reader.driver"),
+    ('driver = "nfc"\nnfc_targets = ["106A", "14443A"]', "devices.card_reader.nfc_targets"),
 ])
 def test_bad_card_reader_settings_name_the_key(text, key):
     with pytest.raises(ConfigError) as caught:

@@ -276,7 +276,8 @@ def test_a_started_reader_reports_from_its_own_thread(request, monkeypatch):
             assert r.reader.health().available
         finally:
             r.close()
-        assert not any(t.name.endswith(" reader") and t.is_alive() for t in threading.enumerate()), rig_class.name
+        assert not any(t.name.startswith("kiosk ") and "card reader" in t.name and t.is_alive()
+                       for t in threading.enumerate()), rig_class.name
 
 
 # -- unplugging, nonsense, logs: every real reader
@@ -609,3 +610,13 @@ def test_health_right_after_start_says_whether_the_reader_is_there(monkeypatch):
             assert not r.reader.health().available and r.reader.health().reason != "opening", rig_class.name
         finally:
             r.close()
+
+
+def test_nfc_senses_only_the_configured_card_types(monkeypatch):
+    r = NfcRig(monkeypatch, targets=("106A",))
+    r.start()
+    before = r.world.senses
+    r.tap(bytes.fromhex("1A2B3C4D"), kind="B")  # a type B card: not looked for
+    r.poll()
+    assert r.world.senses - before == 1 and r.events == []
+    r.close()
