@@ -187,6 +187,11 @@ def _demo_window(config: Config, db: str | None) -> int:
         PanelButton("sim:door-close", "보관함 문 닫기", "c", "보관함 문"),
         PanelButton("sim:door-force", "24번 강제로 열기", "f", "보관함 문"),
     ]
+    if config.library.backend == "sip2":
+        panel += [
+            PanelButton("sim:ils-down", "연결 끊기 (오프라인)", "d", "도서관 시스템"),
+            PanelButton("sim:ils-up", "다시 연결", "u", "도서관 시스템"),
+        ]
     db_path, tmp = _temp_db(db)
     clock = SystemClock(ZoneInfo(config.kiosk.timezone))
     ils = _demo_ils(config, clock, db_path.parent)
@@ -213,6 +218,10 @@ def _demo_window(config: Config, db: str | None) -> int:
                 locks.close_door(slot)
         elif kind == "door-force":
             locks.open_door(locks.slots)
+        elif kind == "ils-down" and ils is not None:
+            ils.down()
+        elif kind == "ils-up" and ils is not None:
+            ils.up()
 
     kiosk.start()
     kiosk.start_background()

@@ -550,15 +550,19 @@ class Store:
 
     # -- the outbox worker's side
 
-    def next_event(self, now: dt.datetime, live: Callable[[str], bool]) -> dict | None:
+    def next_event(self, now: dt.datetime, live: Callable[[str], bool], *,
+                   longest_wait_s: float = 86400.0) -> dict | None:
         """The next event to deliver: the oldest unsettled one of its item (events of one item go
-        in order; a dead letter holds back the rest), due now, not in a live sender's hands."""
+        in order; a dead letter holds back the rest), due now, not in a live sender's hands.
+
+        A wait longer than `longest_wait_s` from now can only come from a clock that has since
+        jumped back (a Pi that booted with a wrong date, then synchronised): it is due now."""
         rows = self.db.query(
             f"SELECT * FROM outbox o WHERE state IN {_UNSETTLED} "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR next_attempt_at > ?) "
             "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.item = o.item AND p.seq < o.seq "
             f"AND p.state NOT IN {_SETTLED}) ORDER BY seq",
-            [now.isoformat()],
+            [now.isoformat(), (now + dt.timedelta(seconds=longest_wait_s)).isoformat()],
         )
         for row in rows:
             if row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"]):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.clock import Clock, boot_id
-from kiosk.store import Store, sender_alive, sender_id
+from kiosk.store import UNKNOWN_SETTLE_S, Store, sender_alive, sender_id
 from sync.sip2.client import Client, OutcomeUnknown, Sip2Unavailable
 from sync.sip2.codec import Sip2Error
 
@@ -110,7 +110,8 @@ class OutboxWorker:
         done = 0
         while limit is None or done < limit:
             now = self._clock.now()
-            event = self._store.next_event(now, lambda claim: sender_alive(claim, self._boot))
+            event = self._store.next_event(now, lambda claim: sender_alive(claim, self._boot),
+                                           longest_wait_s=2 * self._backoff[1] + UNKNOWN_SETTLE_S)
             if event is None:
                 return report
             before = self._store.claim(event["seq"], self._me, now)

@@ -185,3 +185,19 @@ def test_queue_status_counts_by_state(worker, store, ils, clock):
     assert status["counts"] == {"pending": 1} and status["oldest_undelivered"]
     worker.drain()
     assert store.queue_status() == {"counts": {"delivered": 1}, "oldest_undelivered": None, "unsynced_clock": 0}
+
+
+def test_a_clock_that_jumped_back_does_not_strand_the_queue(worker, store, ils, clock):
+    offline_return(store, clock, "EM0000000025")
+    ils.faults.down = True
+    assert worker.drain().deferred == 1
+    [event] = store.outbox("pending")
+    assert event["next_attempt_at"] > clock.now().isoformat()
+    ils.faults.down = False
+    # The kiosk booted with a date a year ahead and has just been set right: measured from the
+    # corrected clock, the back-off would end in a year.
+    store.db.execute("UPDATE outbox SET next_attempt_at = ?",
+                     [(clock.now() + dt.timedelta(days=365)).isoformat()])
+    store.db.conn.commit()
+    worker._client.next_attempt_at = None
+    assert worker.drain().delivered == 1
