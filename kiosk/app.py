@@ -267,6 +267,9 @@ class Kiosk:
                 if report.kind == "door-left-open" and job is not None and job.slot == report.slot:
                     continue  # the session raises this one itself for the door it opened
                 self._alarm(report.kind, report.slot)
+                if (report.kind == "lock-jammed" and job is not None and job.slot == report.slot
+                        and self.state.door == "unlocked"):
+                    self._jammed(job, at)
             elif isinstance(report, OccupancyChanged):
                 log.info("locker %d: occupancy sensor says %s", report.slot,
                          "something inside" if report.occupied else "empty")
@@ -467,6 +470,15 @@ class Kiosk:
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
         self._signal("unlock")
         return None
+
+    def _jammed(self, job: s.DoorJob, at: float) -> None:
+        """The lock of the open job did not release: nothing has moved. End the job now, as a
+        failed unlock does, instead of keeping the patron waiting for the door timeout."""
+        self._lock(job.slot)
+        self._guarded(lambda: self.store.cancel_door_job(job.id, "lock jammed", self.clock.now()))
+        self._undo_checkout(job)
+        self._signal("error")
+        self.feed(s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=job.slot), at=at))
 
     def _signal(self, kind: str) -> None:
         """Feedback on the LED and buzzer, when fitted; never in the way of a loan."""

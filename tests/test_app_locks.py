@@ -169,10 +169,11 @@ def test_a_jammed_lock_is_an_alarm_for_staff(tmp_path, clock):
         k.tick()
         k.pump()
         assert alarms(k) == [("lock-jammed", 2)]
-        assert k.state.screen == "open-door"  # the door timeout still relocks and lends nothing
-        clock.advance(30)
-        k.tick()
+        # The patron is told at once (not after the door timeout), and nothing is lent.
+        assert k.state.screen == "error" and k.state.notice.reason.value == "lock-fault"
+        assert k.store.pending_door_jobs() == []
         assert k.store.open_loan("EM0000000002") is None
+        assert k.store.slot_contents(2) == "EM0000000002"
     finally:
         k.close()
         bus.close()
