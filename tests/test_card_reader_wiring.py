@@ -121,3 +121,26 @@ def test_an_unplugged_nfc_reader_tells_staff_and_barcode_login_still_works(tmp_p
         assert kiosk.status().notices == ()
     finally:
         kiosk.close()
+
+
+@pytest.mark.parametrize("uid", ["04A1B2C3", "04112233445566"])
+def test_kiosk_selftest_reads_a_card_on_a_real_mfrc522(monkeypatch, uid):
+    from kiosk.clock import SystemClock
+    from kiosk.selftest import SelfTest
+    from kiosk.selftest import build as build_for_selftest
+
+    gpio, spidev = install(monkeypatch)
+    chip = FakeChip()
+    spidev.chips[(0, 0)] = chip
+    config = parse('[devices.card_reader]\ndriver = "mfrc522"\npoll_interval_s = 0.005\n')
+    devices, failures = build_for_selftest(config, ["card_reader"], SystemClock())
+
+    def technician(text):
+        if "Tap a card" in text:
+            chip.tap(FakeCard(bytes.fromhex(uid), sak=0x08 if len(uid) == 8 else 0x00))
+
+    results = SelfTest(devices, failures=failures, timeout_s=10, prompt=technician).run(["card_reader"])
+    rows = {r.check: r for r in results}
+    assert rows["start"].ok and rows["health"].ok and rows["card read"].ok
+    assert f"({len(uid) // 2} bytes)" in rows["card read"].detail and uid not in rows["card read"].detail
+    assert gpio.cleanups == [25]  # closed after the test, its own pin only
