@@ -18,6 +18,9 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     say "Python 3.11 or newer is needed, found $("$PYTHON" --version 2>&1)"; exit 1
 fi
 if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then DEBS+=(python3-venv); fi
+# A C compiler and Python's headers: RPi.GPIO, spidev and evdev (the card reader tests' libraries)
+# are built from source on x86.
+DEBS+=(gcc python3-dev)
 
 missing=()
 if command -v dpkg-query >/dev/null; then
