@@ -92,6 +92,9 @@ class LockBank(Protocol):
     def out_of_service(self) -> dict[int, str]:
         """Lockers that cannot be used now (their board does not answer), with the reason."""
 
+    def occupied(self, slot: int) -> bool | None:
+        """What the locker's occupancy sensor sees now; None where there is no sensor."""
+
     def close(self) -> None:
         """Lock every locker and release the hardware. Idempotent."""
 

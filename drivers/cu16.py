@@ -327,6 +327,11 @@ class Cu16LockBank:
         self._check(slot)
         return self.watch.is_open(slot)
 
+    def occupied(self, slot: int) -> bool | None:
+        """What the board's infrared sensor sees (None without `infrared`)."""
+        self._check(slot)
+        return self.watch.occupied(slot) if self.infrared else None
+
     def out_of_service(self) -> dict[int, str]:
         return {slot: f"lock board {b.address} {b.reason}"
                 for b in self._boards.values() if b.offline or not b.seen for slot in b.slots}

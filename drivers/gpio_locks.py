@@ -230,6 +230,11 @@ class GpioLockBank:
     def out_of_service(self) -> dict[int, str]:
         return {slot: self._fault for slot in self._pins} if self._fault else {}
 
+    def occupied(self, slot: int) -> bool | None:
+        """What the locker's occupancy sensor sees (None where there is none)."""
+        self._check(slot)
+        return self.watch.occupied(slot) if slot in self._occupancy else None
+
     # -- the loop
 
     def poll(self) -> None:

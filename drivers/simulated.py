@@ -185,6 +185,11 @@ class SimLockBank:
     def out_of_service(self) -> dict[int, str]:
         return dict(self._broken)
 
+    def occupied(self, slot: int) -> bool | None:
+        """What the occupancy sensor sees (None without sensors)."""
+        self._check(slot)
+        return self.watch.occupied(slot) if self.has_occupancy else None
+
     def poll(self) -> None:
         self.watch.tick(self._now())
 

@@ -366,6 +366,7 @@ class Kiosk:
             if not self._record(effect.job):
                 self._alarm("record-failed", effect.job.slot)
                 return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
+            self._check_occupancy(effect.job)
             return s.Recorded(job=effect.job, at=at)
         if isinstance(effect, s.CancelDoorJob):
             self._guarded(lambda: store.cancel_door_job(effect.job.id, effect.reason, self.clock.now()))
@@ -470,6 +471,19 @@ class Kiosk:
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
         self._signal("unlock")
         return None
+
+    def _check_occupancy(self, job: s.DoorJob) -> None:
+        """Where a locker has an occupancy sensor, it should agree with what was just recorded:
+        empty after a loan, something inside after a return. If not, staff look (the record
+        stands: the door did open and close)."""
+        occupied = getattr(self.devices.locks, "occupied", None)
+        seen = occupied(job.slot) if occupied is not None else None
+        if seen is None:
+            return
+        if job.kind == "loan" and seen:
+            self._alarm("item-left-in-locker", job.slot)
+        elif job.kind == "return" and not seen:
+            self._alarm("return-not-seen", job.slot)
 
     def _jammed(self, job: s.DoorJob, at: float) -> None:
         """The lock of the open job did not release: nothing has moved. End the job now, as a

@@ -196,3 +196,36 @@ def test_a_lock_bank_that_cannot_be_set_up_leaves_the_kiosk_running_and_says_why
         assert k.state.screen == "error" and k.state.notice.reason.value == "no-empty-locker"
     finally:
         k.close()
+
+
+@pytest.fixture
+def sensed(tmp_path, clock):
+    """A kiosk whose lockers have occupancy sensors: the demo's 24 full lockers seen full."""
+    k = build(Config(), clock=clock, db_path=tmp_path / "kiosk.db")
+    k.devices.locks.has_occupancy = True
+    for slot in range(1, 25):
+        k.devices.locks.put_item(slot)
+    k.start()
+    yield k
+    k.close()
+
+
+def test_a_loan_whose_book_is_still_seen_inside_alarms_staff(sensed):
+    login(sensed)
+    choose(sensed, "EM0000000003")
+    sensed.devices.locks.open_door(3)
+    sensed.pump()
+    sensed.devices.locks.close_door(3)  # closed without taking the book
+    sensed.pump()
+    assert sensed.state.screen == "receipt"  # the door opened and closed: the loan stands
+    assert alarms(sensed) == [("item-left-in-locker", 3)]
+
+
+def test_a_loan_whose_book_left_raises_nothing(sensed):
+    login(sensed)
+    choose(sensed, "EM0000000004")
+    sensed.devices.locks.open_door(4)
+    sensed.devices.locks.take_item(4)
+    sensed.devices.locks.close_door(4)
+    sensed.pump()
+    assert sensed.state.screen == "receipt" and alarms(sensed) == []

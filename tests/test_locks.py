@@ -221,6 +221,7 @@ def test_occupancy_sensors_report_arrivals_and_departures(lockers):
     lockers.put(2, False)
     lockers.settle()
     assert lockers.events == [OccupancyChanged(2, True), OccupancyChanged(2, False)]
+    assert lockers.bank.occupied(2) is False
 
 
 def test_there_is_no_locker_zero_or_beyond_the_last(lockers):
