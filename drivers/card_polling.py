@@ -135,10 +135,11 @@ class PollingCardReader:
         self._thread.start()
 
     def attach(self, emit: Emit) -> None:
-        """Start without a thread: the caller runs `step()` (tests, `kiosk selftest`)."""
+        """Start without a thread: the caller runs `step()` itself (the tests do)."""
         self._emit = emit
         self._stop.clear()
         self._started = True
+        self._retry_at, self._backoff = float("-inf"), self.reconnect_initial_s
         self._set_health(Health(False, "opening"))
 
     def close(self) -> None:
