@@ -33,7 +33,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,7 +111,6 @@ class Cu16LockBank:
         unlock_replies: bool = True, bit_order: str = "lsb-first", hook_closed_bit: int = 1,
         infrared: bool = False, infrared_occupied_bit: int = 1, jam_check_s: float = 1.0,
         left_open_s: float = 60.0, clock: Any = None, background: bool = True,
-        open_port: Callable[..., Any] | None = None,
     ) -> None:
         boards = list(boards)
         if not boards or len(set(boards)) != len(boards) or not all(0 <= b <= 15 for b in boards):
@@ -137,7 +136,6 @@ class Cu16LockBank:
         self.infrared_occupied_bit = infrared_occupied_bit
         self.polls_itself = background
         self._clock = clock
-        self._open_port = open_port
         self._boards = {address: _Board(address) for address in boards}
         self._where: dict[int, tuple[int, int]] = {}
         for slot in range(1, slots + 1):
@@ -170,13 +168,12 @@ class Cu16LockBank:
         if self._port_error and now < self._port_retry_at:
             raise Cu16Error(self._port_error)
         try:
-            if self._open_port is not None:
-                self._serial = self._open_port(self.port, baudrate=self.baudrate, timeout=self.timeout_s)
-            else:
-                import serial  # pyserial, only when this adapter is chosen
+            import serial  # pyserial, only when this adapter is chosen
 
-                self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.timeout_s,
-                                                     write_timeout=self.timeout_s)
+            # serial_for_url: a device path, or a URL such as "rfc2217://host:port" for a
+            # networked RS-485 gateway.
+            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=self.timeout_s,
+                                                 write_timeout=self.timeout_s)
         except Exception as exc:  # noqa: BLE001 - SerialException, OSError, ValueError
             self.errors["port"] += 1
             first = not self._port_error
