@@ -125,6 +125,7 @@ class KeyboardWedgeReader(PollingCardReader):
         self.decoder = KeyDecoder(max_length=max_line)
         self._device: Any = None
         self._lines: list[str] = []
+        self._overflows = 0  # of the decoder's, already reported
 
     def _describe(self) -> str:
         return f"keyboard-wedge card reader ({self.evdev_path})"
@@ -169,6 +170,9 @@ class KeyboardWedgeReader(PollingCardReader):
                 pass
             except OSError as exc:
                 raise ReaderGone(f"{self._describe()} went away ({exc.strerror or exc}): unplugged?") from None
+            if self.decoder.overflows > self._overflows:
+                self._overflows = self.decoder.overflows
+                raise BadRead(f"a typed line longer than {self.decoder.max_length} characters")
         if not self._lines:
             return None
         line = self._lines.pop(0)

@@ -620,3 +620,13 @@ def test_nfc_senses_only_the_configured_card_types(monkeypatch):
     r.poll()
     assert r.world.senses - before == 1 and r.events == []
     r.close()
+
+
+def test_wedge_a_4000_character_line_is_one_bad_read_and_the_next_card_reads(wedge):
+    wedge.start()
+    wedge.world.send(typed("7" * 4000))
+    wedge.poll(2)
+    assert wedge.events == [] and wedge.reader.stats["bad_reads"] == 1
+    wedge.world.send(typed("3283263748"))
+    wedge.poll()
+    assert wedge.events == [CardRead(MEMBER_1_CARD)]
