@@ -18,6 +18,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
+from drivers.base import DeviceError
 from drivers.card_polling import BadRead, PollingCardReader, ReaderGone
 from kiosk.identifiers import parse_uid_text
 
@@ -131,7 +132,10 @@ class KeyboardWedgeReader(PollingCardReader):
         return f"keyboard-wedge card reader ({self.evdev_path})"
 
     def _open(self) -> None:
-        import evdev  # only here
+        try:
+            import evdev  # only here
+        except ImportError as exc:
+            raise DeviceError(f"{exc.name or exc} is not installed: pip install '.[pi]'") from None
 
         device = evdev.InputDevice(self.evdev_path)
         try:

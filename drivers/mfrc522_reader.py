@@ -85,8 +85,14 @@ class Mfrc522Reader(PollingCardReader):
     # -- opening and closing
 
     def _open(self) -> None:
-        import RPi.GPIO as GPIO  # only here: it raises RuntimeError on anything but a Pi
-        from mfrc522 import MFRC522
+        try:  # only here: RPi.GPIO raises RuntimeError on anything but a Pi
+            import RPi.GPIO as GPIO
+            from mfrc522 import MFRC522
+        except ImportError as exc:
+            raise DeviceError(f"{exc.name or exc} is not installed: pip install '.[pi]'") from None
+        except RuntimeError as exc:
+            raise DeviceError(f"RPi.GPIO cannot run here ({exc}); on a Raspberry Pi 5 install rpi-lgpio, "
+                              "which provides RPi.GPIO there") from None
 
         self._gpio = GPIO
         claim_bcm(GPIO, self._describe())

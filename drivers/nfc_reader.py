@@ -66,7 +66,10 @@ class NfcReader(PollingCardReader):
         return f"NFC card reader ({self.nfc_path})"
 
     def _open(self) -> None:
-        import nfc  # only here: it loads libusb
+        try:
+            import nfc  # only here
+        except ImportError as exc:
+            raise DeviceError(f"{exc.name or exc} is not installed: pip install '.[pi]'") from None
 
         try:
             self._clf = nfc.ContactlessFrontend(self.nfc_path)

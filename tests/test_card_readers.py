@@ -6,6 +6,7 @@ driver runs), a recorded evdev stream."""
 from __future__ import annotations
 
 import logging
+import sys
 import queue
 import threading
 
@@ -630,3 +631,37 @@ def test_wedge_a_4000_character_line_is_one_bad_read_and_the_next_card_reads(wed
     wedge.world.send(typed("3283263748"))
     wedge.poll()
     assert wedge.events == [CardRead(MEMBER_1_CARD)]
+
+
+def test_mfrc522_on_a_machine_where_rpi_gpio_cannot_run_says_what_to_install(monkeypatch, tmp_path):
+    package = tmp_path / "RPi"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "GPIO.py").write_text("raise RuntimeError('Cannot determine SOC peripheral base address')\n")
+    for name in [n for n in sys.modules if n == "RPi" or n.startswith("RPi.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from drivers.mfrc522_reader import Mfrc522Reader
+
+    reader = Mfrc522Reader()
+    reader.start(lambda event: None)
+    try:
+        assert "rpi-lgpio" in reader.health().reason
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("module, build", [
+    ("RPi.GPIO", lambda: __import__("drivers.mfrc522_reader", fromlist=["x"]).Mfrc522Reader()),
+    ("nfc", lambda: __import__("drivers.nfc_reader", fromlist=["x"]).NfcReader()),
+    ("evdev", lambda: __import__("drivers.keyboard_wedge", fromlist=["x"]).KeyboardWedgeReader(evdev_path=WEDGE_PATH)),
+])
+def test_a_reader_library_that_is_not_installed_is_named_with_the_fix(monkeypatch, module, build):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    reader = build()
+    reader.start(lambda event: None)
+    try:
+        health = reader.health()
+        assert not health.available and "pip install '.[pi]'" in health.reason
+    finally:
+        reader.close()
