@@ -102,6 +102,7 @@ class PollingCardReader:
         self._health = Health(False, "not started")
         self._fault = ""  # the reason of the last failure to open or read
         self.stats = {"taps": 0, "bad_reads": 0, "opens": 0, "failures": 0}
+        self._tracebacks_logged = 0
 
     # -- what a subclass provides
 
@@ -175,8 +176,12 @@ class PollingCardReader:
         while not self._stop.is_set():
             try:
                 delay = self.step()
-            except Exception:  # a bug must not kill the reader silently: log, back off, go on
-                log.exception("%s: unexpected error; reopening", self._describe())
+            except Exception as exc:  # a bug must not kill the reader silently: log, back off, go on
+                if self._tracebacks_logged < 3:
+                    self._tracebacks_logged += 1
+                    log.exception("%s: unexpected error; reopening", self._describe())
+                else:
+                    log.error("%s: unexpected error again (%s); reopening", self._describe(), type(exc).__name__)
                 self._lost("unexpected error (see the log)")
                 delay = self._backoff
             if delay > 0:

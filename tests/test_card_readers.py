@@ -665,3 +665,27 @@ def test_a_reader_library_that_is_not_installed_is_named_with_the_fix(monkeypatc
         assert not health.available and "pip install '.[pi]'" in health.reason
     finally:
         reader.close()
+
+
+def test_a_bug_in_a_read_does_not_kill_the_reader_thread(monkeypatch, caplog):
+    import time as real_time
+
+    r = Mfrc522Rig(monkeypatch, poll_interval_s=0.005, clock=real_time.monotonic, reconnect_initial_s=0.01)
+    got = queue.Queue()
+    broken = {"left": 2}
+    original = r.reader._read
+
+    def flaky():
+        if broken["left"]:
+            broken["left"] -= 1
+            raise KeyError("a bug")
+        return original()
+
+    monkeypatch.setattr(r.reader, "_read", flaky)
+    r.reader.start(got.put)
+    try:
+        r.tap(MEMBER_1_CARD)
+        assert got.get(timeout=10) == CardRead(MEMBER_1_CARD)
+    finally:
+        r.close()
+    assert "unexpected error" in caplog.text
