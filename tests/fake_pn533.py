@@ -35,6 +35,9 @@ def _frame(data: bytes) -> bytes:
 
 
 class Pn533World:
+    VID, PID = VID, PID
+    manufacturer_name, product_name = "SCM Micro", "SCL3711-NFC&RW"
+
     def __init__(self) -> None:
         self.plugged = True
         self.card: tuple[str, bytes] | None = None  # ("A" | "B" | "F", UID / PUPI / IDm)
@@ -59,16 +62,17 @@ class Pn533World:
 
         class FakeUSB:
             TYPE = "USB"
-            manufacturer_name, product_name = "SCM Micro", "SCL3711-NFC&RW"
+            manufacturer_name, product_name = world.manufacturer_name, world.product_name
 
             @classmethod
             def find(cls, path: str):
                 if not path.startswith("usb"):
                     return None
                 parts = path.split(":")[1:]
-                if not world.plugged or (parts and int(parts[0], 16) != VID) or (len(parts) > 1 and int(parts[1], 16) != PID):
+                if not world.plugged or (parts and int(parts[0], 16) != world.VID) or \
+                        (len(parts) > 1 and int(parts[1], 16) != world.PID):
                     return []
-                return [(VID, PID, 1, 4)]
+                return [(world.VID, world.PID, 1, 4)]
 
             def __init__(self, bus: int, dev: int) -> None:
                 if not world.plugged:
