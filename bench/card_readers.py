@@ -69,9 +69,15 @@ def mfrc522(polls: int) -> None:
 
 def nfc(polls: int) -> None:
     from fake_pn533 import Pn533World
+    from fake_rcs380 import Rcs380World
 
+    for world_class in (Pn533World, Rcs380World):
+        nfc_one(world_class, polls)
+
+
+def nfc_one(world_class, polls: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        world = Pn533World().install(mp)
+        world = world_class().install(mp)
         from drivers.nfc_reader import NfcReader
 
         t = [0.0]
@@ -85,8 +91,9 @@ def nfc(polls: int) -> None:
                 reader.step()
                 t[0] += 0.1
 
-            print(f"nfcpy connect() poll, {label:10} {per_poll(poll, polls):9.0f} µs/poll here "
-                  "(nfcpy's own pn533 driver over a fake USB transport)")
+            driver = "pn533" if world_class.__name__.startswith("Pn533") else "rcs380"
+            print(f"nfcpy connect() poll, {driver:6}, {label:9} {per_poll(poll, polls):7.0f} µs/poll here "
+                  f"(nfcpy's own {driver} driver over a fake USB transport)")
         reader.close()
 
 
