@@ -134,11 +134,17 @@ class DoorWatch:
                     self._emit(DoorAlarm(slot, "door-left-open"))
             if self.jam_check_s > 0:
                 for slot, since in list(self._released.items()):
-                    if (slot not in self._was_opened and slot not in self._jam_reported
-                            and self._open[slot] is False and at - since + _EPSILON >= self.jam_check_s):
-                        self._jam_reported.add(slot)
-                        self._record("jammed", slot, at)
-                        self._emit(DoorAlarm(slot, "lock-jammed"))
+                    if self._open[slot] is False and at - since + _EPSILON >= self.jam_check_s:
+                        self.jammed(slot, at)
+
+    def jammed(self, slot: int, at: float) -> None:
+        """The lock of this released locker did not move: from the door (see `tick`) or from a
+        sensor on the bolt itself. Reported once per unlock, and never after the door opened."""
+        with self._lock:
+            if slot in self._released and slot not in self._was_opened and slot not in self._jam_reported:
+                self._jam_reported.add(slot)
+                self._record("jammed", slot, at)
+                self._emit(DoorAlarm(slot, "lock-jammed"))
 
     # -- what is known
 

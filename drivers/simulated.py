@@ -191,7 +191,12 @@ class SimLockBank:
         return self.watch.occupied(slot) if self.has_occupancy else None
 
     def poll(self) -> None:
-        self.watch.tick(self._now())
+        now = self._now()
+        for slot in self._jammed:
+            # The simulated lock knows its bolt did not move: a jam is seen at once.
+            if self.watch.released(slot) and self._locked[slot]:
+                self.watch.jammed(slot, now)
+        self.watch.tick(now)
 
     def unlocked(self) -> list[int]:
         return [slot for slot, locked in self._locked.items() if not locked]

@@ -278,14 +278,18 @@ class Kiosk:
         self.feed(s.Tap(button=button, at=self._now()))
 
     def tick(self) -> None:
+        polled = False
         for device in (self.devices.locks, self.devices.indicator):
             if device is not None and not getattr(device, "polls_itself", True):
                 # Door switches, pulse ends, door timers and feedback patterns of devices
                 # without a thread of their own.
+                polled = True
                 try:
                     device.poll()
                 except Exception:  # noqa: BLE001 - a sensor fault must not stop the kiosk
                     log.exception("polling %r failed", device)
+        if polled:
+            self.pump()  # what the poll saw counts in this frame, before the timers
         self.feed(s.Tick(at=self._now()))
 
     def feed(self, event: s.Event) -> None:

@@ -54,7 +54,9 @@ class Step:
 _SHAPES: dict[str, tuple[int, int | None]] = {
     "card": (1, 1), "scan": (1, None), "tap": (1, 1), "door": (2, 2), "wait": (1, 1),
     "screenshot": (1, 1), "expect": (2, None), "ils": (1, 1), "sync": (0, 0), "restart": (0, 0),
+    "lock": (2, 2),
 }
+_LOCK_FAULTS = ("jam", "unjam", "offline", "online")
 _EXPECTS = {
     "screen": (1, 1), "text": (1, None), "loan": (2, 2), "no-loan": (1, 1), "slot": (2, 2),
     "button": (1, 1), "no-button": (1, 1), "alarm": (1, 2), "locked": (1, 1), "unlocked": (1, 1),
@@ -95,6 +97,8 @@ def parse(text: str) -> list[Step]:
             problem = _check_shape(words[1], words[2:], _EXPECTS)
         if problem is None and words[0] == "door" and words[2] not in ("open", "close"):
             problem = f"door takes open or close, found {words[2]!r}"
+        if problem is None and words[0] == "lock" and words[2] not in _LOCK_FAULTS:
+            problem = f"lock takes {', '.join(_LOCK_FAULTS)}, found {words[2]!r}"
         if problem is None and words[0] == "ils" and words[1] not in ("down", "up"):
             problem = f"ils takes down or up, found {words[1]!r}"
         if problem is None and words[:2] == ["expect", "queue"] and words[2] not in _QUEUE_STATES:
@@ -150,6 +154,8 @@ class Runner:
             self._tap(args[0])
         elif verb == "door":
             self._door(args[0], args[1])
+        elif verb == "lock":
+            self._lock_fault(int(args[0]), args[1])
         elif verb == "wait":
             self._wait(float(args[0]))
         elif verb == "screenshot":
@@ -193,6 +199,17 @@ class Runner:
         else:
             slot = int(which)
         (locks.open_door if action == "open" else locks.close_door)(slot)
+
+    def _lock_fault(self, slot: int, fault: str) -> None:
+        """jam: the lock no longer releases; offline: its board stops answering (out of service);
+        unjam / online: back to normal."""
+        locks = self.kiosk.devices.locks
+        if fault in ("jam", "unjam"):
+            locks.jam(slot, fault == "jam")
+        elif fault == "offline":
+            locks.fail([slot], "lock board not answering (scenario)")
+        else:
+            locks.repair()
 
     def _wait(self, seconds: float) -> None:
         if seconds < 0:

@@ -229,3 +229,12 @@ def test_a_loan_whose_book_left_raises_nothing(sensed):
     sensed.devices.locks.close_door(4)
     sensed.pump()
     assert sensed.state.screen == "receipt" and alarms(sensed) == []
+
+
+def test_the_scenario_step_for_lock_faults_is_checked_before_running():
+    from kiosk.scenario import ScenarioError
+    from kiosk.scenario import parse as parse_scenario
+
+    assert parse_scenario("lock 3 offline\nlock 3 online\nlock 2 jam\nlock 2 unjam\n")
+    with pytest.raises(ScenarioError, match="lock takes jam, unjam, offline, online, found 'explode'"):
+        parse_scenario("lock 2 explode\n")
