@@ -13,11 +13,10 @@ two commits (claimed, then delivered), so the figures are events/s, SIP2 exchang
 exchanges/s as a share of the floor's round trips/s. Target: ≥ 70 % of the round-trip floor.
 
     python bench/outbox_drain.py [--events N | --quick] [--breakdown] [--profile] [--separate-process]
-                                 [--synchronous FULL|NORMAL|OFF] [--what-if-index]
+                                 [--what-if-index]
 
 --breakdown times the worker's store calls and client calls and counts SQL statements and
 commits per event; --profile prints where the drain's time goes (cProfile, top functions);
---synchronous NORMAL or OFF is a what-if (commits without their fsync), never the kiosk's setting;
 --what-if-index makes next_event walk a partial index of unsettled events in seq order.
 """
 
@@ -84,30 +83,37 @@ def seed_ils(path: Path, clock: SystemClock, books: int) -> None:
         conn.close()
 
 
-def queue_events(store: Store, clock: SystemClock, books: int) -> int:
+def queue_events(path: Path, clock: SystemClock, books: int) -> int:
     """`books` checkouts, then the `books` checkins of the same books, recorded the way the app
     records them (a door job committed, then the loan or return and its outbox event in one
-    transaction). Written with synchronous=OFF: the setup is not what is measured."""
-    store.db.execute("PRAGMA synchronous=OFF")
+    transaction), into a new store at `path`. The setup is not what is measured: the store is
+    filled in memory-backed files (/dev/shm) when there are any, then copied to `path`."""
+    scratch = Path(tempfile.mkdtemp(prefix="outbox-bench-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     try:
-        store.add_items(Item(bench_item(n), f"벤치 도서 {n}", "저자") for n in range(books))
-        store.ensure_slots(SLOTS, clock.now())
-        stamp = lambda: Stamp(clock.now(), True, "bench")  # noqa: E731
-        due = clock.now().date() + dt.timedelta(days=14)
-        for n in range(books):
-            slot = n % SLOTS + 1
-            job = DoorJob(uuid.uuid4().hex, "loan", slot, bench_item(n), "", bench_member(n // LOANS_PER_MEMBER), due)
-            store.begin_door_job(job, clock.now())
-            store.record_loan(job, stamp())
-        for n in range(books):
-            slot = n % SLOTS + 1
-            store.put_in_slot(slot, None, clock.now())
-            job = DoorJob(uuid.uuid4().hex, "return", slot, bench_item(n), "")
-            store.begin_door_job(job, clock.now())
-            store.record_return(job, stamp())
+        with Store(scratch / path.name) as store:
+            store.db.execute("PRAGMA synchronous=OFF")
+            store.add_items(Item(bench_item(n), f"벤치 도서 {n}", "저자") for n in range(books))
+            store.ensure_slots(SLOTS, clock.now())
+            stamp = lambda: Stamp(clock.now(), True, "bench")  # noqa: E731
+            due = clock.now().date() + dt.timedelta(days=14)
+            for n in range(books):
+                slot = n % SLOTS + 1
+                job = DoorJob(uuid.uuid4().hex, "loan", slot, bench_item(n), "", bench_member(n // LOANS_PER_MEMBER),
+                              due)
+                store.begin_door_job(job, clock.now())
+                store.record_loan(job, stamp())
+            for n in range(books):
+                slot = n % SLOTS + 1
+                store.put_in_slot(slot, None, clock.now())
+                job = DoorJob(uuid.uuid4().hex, "return", slot, bench_item(n), "")
+                store.begin_door_job(job, clock.now())
+                store.record_return(job, stamp())
+            queued = store.db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        for made in scratch.iterdir():  # the database (its WAL checkpointed at close) and the device key
+            shutil.copy2(made, path.with_name(made.name))
     finally:
-        store.db.execute("PRAGMA synchronous=FULL")
-    return store.db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        shutil.rmtree(scratch, ignore_errors=True)
+    return queued
 
 
 class Breakdown:
@@ -158,28 +164,19 @@ def drain(store: Store, client: Client, clock: SystemClock, *, breakdown: Breakd
 
 
 def what_if_index(store: Store) -> None:
-    """What-if: a partial index of the unsettled events by seq, and next_event's query made to
-    walk it in order (so it stops at the first event it may send instead of collecting and
-    sorting every unsettled one). Same query otherwise; never what the kiosk does today."""
+    """What-if: a partial index of the unsettled events by seq, and the store's next-event query
+    made to walk it in order (so it stops at the first event it may send instead of collecting
+    and sorting every unsettled one). The query is otherwise the store's own; never what the
+    kiosk does today."""
     store.db.execute("CREATE INDEX IF NOT EXISTS bench_outbox_unsettled ON outbox(seq) "
                      "WHERE state IN ('pending', 'inflight', 'unknown')")
+    real_query = store.db.query
 
-    def next_event(now, live):
-        rows = store.db.query(
-            "SELECT * FROM outbox o INDEXED BY bench_outbox_unsettled "
-            "WHERE state IN ('pending', 'inflight', 'unknown') "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.item = o.item AND p.seq < o.seq "
-            "AND p.state NOT IN ('delivered', 'resolved')) ORDER BY seq",
-            [now.isoformat()],
-        )
-        for row in rows:
-            if row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"]):
-                continue
-            return row
-        return None
+    def query(sql, params=None):
+        return real_query(sql.replace("FROM outbox o WHERE", "FROM outbox o INDEXED BY bench_outbox_unsettled WHERE", 1),
+                          params)
 
-    store.next_event = next_event
+    store.db.query = query
 
 
 def next_event_cost(store: Store, clock: SystemClock, repeat: int = 20) -> float:
@@ -196,8 +193,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 events and shorter floor measurements")
     parser.add_argument("--breakdown", action="store_true", help="time the worker's store and client calls")
     parser.add_argument("--profile", action="store_true", help="cProfile the drain: the top functions")
-    parser.add_argument("--synchronous", choices=("FULL", "NORMAL", "OFF"), default="FULL",
-                        help="what-if: the store's synchronous setting during the drain (the kiosk uses FULL)")
     parser.add_argument("--what-if-index", action="store_true",
                         help="what-if: next_event walks a partial index of unsettled events by seq")
     parser.add_argument("--separate-process", action="store_true",
@@ -213,8 +208,8 @@ def main() -> None:
     try:
         t = time.perf_counter()
         seed_ils(tmp / "ils.db", clock, books)
+        queued = queue_events(tmp / "kiosk.db", clock, books)
         store = Store(tmp / "kiosk.db")
-        queued = queue_events(store, clock, books)
         setup_s = time.perf_counter() - t
         if args.separate_process:
             context = multiprocessing.get_context("spawn")
@@ -232,7 +227,6 @@ def main() -> None:
             for _ in range(3):
                 floor.append(raw_round_trips(canned_port, requests, floor_n))
                 client_rt.append(client_round_trips(probe, floor_n))
-        store.db.execute(f"PRAGMA synchronous={args.synchronous}")
         if args.what_if_index:
             what_if_index(store)
         first_next = next_event_cost(store, clock)
@@ -262,11 +256,11 @@ def main() -> None:
     events_s = report.delivered / elapsed
     exchanges_s = exchanges / elapsed
     where = "in another process" if args.separate_process else "in threads of this process"
-    what_if = "" if args.synchronous == "FULL" else " (WHAT-IF: the kiosk itself always uses FULL)"
+    what_if = ""
     if args.what_if_index:
         what_if += " (WHAT-IF: next_event on a partial index by seq)"
     print(f"outbox drain: {queued} queued events ({books} checkouts, then their {books} checkins) into the demo "
-          f"ILS over loopback, servers {where}; kiosk store on disk (WAL, synchronous={args.synchronous}){what_if}")
+          f"ILS over loopback, servers {where}; kiosk store on disk (WAL, synchronous=FULL){what_if}")
     print(f"  drained        {report.delivered} delivered, {report.dead} dead, {report.unknown} unknown "
           f"in {elapsed:.2f} s; queue now {counts}")
     print(f"  at the ILS     {len(bench_log)} circulation entries, {renewals} renewals, {left} bench loans left open")
