@@ -200,7 +200,7 @@ def main() -> None:
     print(f"disk work per checkout (card tap → receipt → logout), {n} checkouts, kiosk store on disk "
           f"(WAL, synchronous=FULL); targets: ≤ 2 fsyncs, ≤ 32 KB written")
     if args.page_size:
-        print(f"  WHAT-IF: the kiosk's database made with page_size={args.page_size} (the kiosk uses SQLite's default)")
+        print(f"  WHAT-IF: the kiosk's database made with page_size={args.page_size} (instead of the page size the store chooses for a new file)")
     if strace is None:
         print("  strace is not installed (Debian: apt-get install strace): fsyncs are not counted, bytes only")
     for backend, label in (("local", "the kiosk decides alone"), ("sip2", "through the demo ILS (SIP2, loopback)")):
