@@ -169,7 +169,8 @@ def run(backend: str, checkouts: int, strace: str | None, page_size: int | None)
         trace = folder / "strace.txt"
         if strace:
             command = [strace, "-f", "-qq", "-e", f"trace={SYSCALLS}", "-o", str(trace)] + command
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
         if done.returncode != 0:
             raise SystemExit(f"the {backend} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
         figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -200,12 +201,14 @@ def main() -> None:
     print(f"disk work per checkout (card tap → receipt → logout), {n} checkouts, kiosk store on disk "
           f"(WAL, synchronous=FULL); targets: ≤ 2 fsyncs, ≤ 32 KB written")
     if args.page_size:
-        print(f"  WHAT-IF: the kiosk's database made with page_size={args.page_size} (instead of the page size the store chooses for a new file)")
+        print(f"  WHAT-IF: the kiosk's database made with page_size={args.page_size} "
+              f"(instead of the page size the store chooses for a new file)")
     if strace is None:
         print("  strace is not installed (Debian: apt-get install strace): fsyncs are not counted, bytes only")
     for backend, label in (("local", "the kiosk decides alone"), ("sip2", "through the demo ILS (SIP2, loopback)")):
         f = run(backend, n, strace, args.page_size)
-        line = (f"  {label:40s} write_bytes {f['write_bytes'] / n / 1024:6.1f} KB   wchar {f['wchar'] / n / 1024:6.1f} KB"
+        line = (f"  {label:40s} write_bytes {f['write_bytes'] / n / 1024:6.1f} KB"
+                f"   wchar {f['wchar'] / n / 1024:6.1f} KB"
                 f"   write calls {f['syscw'] / n:5.1f}")
         if strace:
             names = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(f["by_name"].items()))

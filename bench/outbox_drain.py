@@ -173,8 +173,8 @@ def what_if_index(store: Store) -> None:
     real_query = store.db.query
 
     def query(sql, params=None):
-        return real_query(sql.replace("FROM outbox o WHERE", "FROM outbox o INDEXED BY bench_outbox_unsettled WHERE", 1),
-                          params)
+        walk = "FROM outbox o INDEXED BY bench_outbox_unsettled WHERE"
+        return real_query(sql.replace("FROM outbox o WHERE", walk, 1), params)
 
     store.db.query = query
 
@@ -265,7 +265,8 @@ def main() -> None:
           f"in {elapsed:.2f} s; queue now {counts}")
     print(f"  at the ILS     {len(bench_log)} circulation entries, {renewals} renewals, {left} bench loans left open")
     print(f"  events/s       {events_s:8.0f}    ({elapsed / max(1, report.delivered) * 1e6:7.1f} µs an event)")
-    print(f"  exchanges/s    {exchanges_s:8.0f}    ({exchanges / max(1, report.delivered):.2f} SIP2 exchanges an event)")
+    print(f"  exchanges/s    {exchanges_s:8.0f}    "
+          f"({exchanges / max(1, report.delivered):.2f} SIP2 exchanges an event)")
     print(f"  floor          {1 / per_floor:8.0f} round trips/s  ({per_floor * 1e6:6.1f} µs, raw socket echo of the "
           f"ILS's 18)")
     print(f"  client 17→18   {1 / per_client:8.0f} round trips/s  ({per_client * 1e6:6.1f} µs, client → demo ILS)")
