@@ -167,9 +167,10 @@ def test_the_outbox_drains_through_faults_exactly_once(store, client, proxy, ils
     events = queue_workload(store, clock)
     worker = OutboxWorker(store, client, clock, backoff_initial_s=5, backoff_max_s=60, rng=random.Random(3),
                           boot="boot-test")
-    # The fault hits every checkout and checkin on the wire while it is armed (on the reply: the
-    # library acted and the answer was lost; on the request: the library never got it).
-    arm(proxy, mode, on, **({} if on == "connect" else {"commands": {"11", "09"}}))
+    # On the reply, the fault hits every checkout and checkin while it is armed: the library acted
+    # and the answer was lost. On the request, it hits everything (login and 17 too): the library
+    # never got it.
+    arm(proxy, mode, on, **({"commands": {"11", "09"}} if on == "reply" else {}))
     for _ in range(3):
         started = time.monotonic()
         worker.drain()  # anything but parsed/unknown/unavailable would escape here
