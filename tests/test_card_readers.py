@@ -735,3 +735,51 @@ def test_rcs380_runs_the_iso14443_anticollision_itself(monkeypatch):
     assert card.answered[:5] == ["ATQA", "ANTICOLL1", "SELECT1", "ANTICOLL2", "SELECT2"]
     assert r.events == [CardRead(SEVEN)]
     r.close()
+
+
+# -- property tests: any UID reads back whole; any nonsense from a card is survived
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+uids = st.sampled_from([4, 7, 10]).flatmap(lambda n: st.binary(min_size=n, max_size=n)).filter(
+    lambda u: u[0] != 0x88)  # 0x88 is the cascade tag: no UID starts with it
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(uid=uids)
+def test_any_uid_reads_back_whole_on_the_mfrc522_and_the_rcs380(monkeypatch, uid):
+    for rig_class in (Mfrc522Rig, Rcs380Rig):
+        with monkeypatch.context() as mp:
+            r = rig_class(mp)
+            r.start()
+            r.tap(uid)
+            r.poll()
+            assert r.events == [CardRead(uid)], rig_class.name
+            r.close()
+
+
+class ChattyCard(FakeCard):
+    """A card (or noise) that answers whatever it is sent with the bytes it is given."""
+
+    def __init__(self, answers):
+        super().__init__(b"\x04\x01\x02\x03")
+        self.answers = list(answers)
+
+    def respond(self, frame, last_bits):
+        return self.answers.pop(0) if self.answers else None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answers=st.lists(st.one_of(st.none(), st.binary(min_size=0, max_size=20)), min_size=1, max_size=12))
+def test_whatever_a_card_answers_the_mfrc522_reader_survives(monkeypatch, answers):
+    with monkeypatch.context() as mp:
+        r = Mfrc522Rig(mp)
+        r.start()
+        r.chip.card = ChattyCard(answers)
+        r.poll(4)  # never raises
+        assert all(len(e.uid) in (4, 7, 10) for e in r.events)
+        r.chip.tap(FakeCard(MEMBER_1_CARD))
+        r.wait(1.5)
+        assert r.events[-1:] == [CardRead(MEMBER_1_CARD)]  # and then reads a real card
+        r.close()
