@@ -25,14 +25,11 @@ it runs a global `GPIO.cleanup()`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from drivers.base import DeviceError
 from drivers.card_polling import BadRead, PollingCardReader, ReaderGone
 from drivers.gpio_mode import claim_bcm, release
-
-log = logging.getLogger("kiosk.card_reader")
 
 PICC_WUPA = 0x52
 PICC_HLTA = 0x50

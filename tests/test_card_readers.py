@@ -1,16 +1,18 @@
 """Card readers: the same contract for the simulated reader and every real adapter, each real one
 running its own code (and its library's: mfrc522, nfcpy, evdev) over a fake lowest layer: the
-MFRC522's registers on a fake SPI bus, a PN533 behind a fake USB transport (nfcpy's own pn533
-driver runs), a recorded evdev stream."""
+MFRC522's registers on a fake SPI bus, a PN533 and an RC-S380 behind a fake USB transport
+(nfcpy's own pn533 and rcs380 drivers run), a recorded evdev stream."""
 
 from __future__ import annotations
 
 import logging
-import sys
 import queue
+import sys
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from drivers.base import CardRead
 from drivers.simulated import SimCardReader
@@ -738,9 +740,6 @@ def test_rcs380_runs_the_iso14443_anticollision_itself(monkeypatch):
 
 
 # -- property tests: any UID reads back whole; any nonsense from a card is survived
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 uids = st.sampled_from([4, 7, 10]).flatmap(lambda n: st.binary(min_size=n, max_size=n)).filter(
     lambda u: u[0] != 0x88)  # 0x88 is the cascade tag: no UID starts with it
