@@ -560,6 +560,33 @@ def _build(cls: type, table: Any, prefix: str, problems: list[Problem]) -> Any:
     return cls(**values)
 
 
+# The Pi's SPI pins by BCM number, per bus: an MFRC522 on that bus needs them.
+_SPI_PINS = {0: {8: "CE0", 7: "CE1", 9: "MISO", 10: "MOSI", 11: "SCLK"},
+             1: {18: "CE0", 17: "CE1", 16: "CE2", 19: "MISO", 20: "MOSI", 21: "SCLK"}}
+
+
+def _card_reader_pin_checks(config: Config, problems: list[Problem]) -> None:
+    """An MFRC522's reset pin and SPI pins are its own: no lock, door switch or LED on them."""
+    r = config.devices.card_reader
+    reader = {pin: f"the card reader's SPI{r.spi_bus} {name}" for pin, name in _SPI_PINS.get(r.spi_bus, {}).items()}
+    if r.rst_bcm_pin in reader:
+        problems.append(Problem("devices.card_reader.rst_bcm_pin", f"BCM {r.rst_bcm_pin} is {reader[r.rst_bcm_pin]}"))
+    reader.setdefault(r.rst_bcm_pin, "the card reader's RST")
+    others: list[tuple[str, int]] = []
+    locks = config.devices.locks
+    if locks.driver == "gpio":
+        for i, locker in enumerate(locks.gpio.lockers, start=1):
+            for key in ("relay_bcm_pin", "door_bcm_pin", "occupancy_bcm_pin"):
+                others.append((f"devices.locks.gpio.lockers[{i}].{key}", getattr(locker, key)))
+    indicator = getattr(config.devices, "indicator", None)
+    if indicator is not None and indicator.driver == "gpio":
+        others += [("devices.indicator.led_bcm_pin", indicator.led_bcm_pin),
+                   ("devices.indicator.buzzer_bcm_pin", indicator.buzzer_bcm_pin)]
+    for where, pin in others:
+        if pin in reader:
+            problems.append(Problem(where, f"BCM {pin} is {reader[pin]}"))
+
+
 def _lock_checks(config: Config, problems: list[Problem]) -> None:
     locks = config.devices.locks
     used: dict[int, str] = {}  # BCM pin -> what it is wired to
@@ -636,6 +663,8 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
         problems.append(Problem("devices.card_reader.evdev_path",
                                 f"found {r.evdev_path!r}, expected the reader's /dev/input/by-id/…-event-kbd "
                                 "path (ls /dev/input/by-id/)"))
+    if r.driver == "mfrc522":
+        _card_reader_pin_checks(config, problems)
     if config.devices.scanner.driver == "hid" and not config.devices.scanner.evdev_path:
         problems.append(Problem("devices.scanner.evdev_path", "the HID scanner's /dev/input/by-id/...-event-kbd "
                                                               "path is needed with driver = \"hid\""))

@@ -144,3 +144,21 @@ def test_kiosk_selftest_reads_a_card_on_a_real_mfrc522(monkeypatch, uid):
     assert rows["start"].ok and rows["health"].ok and rows["card read"].ok
     assert f"({len(uid) // 2} bytes)" in rows["card read"].detail and uid not in rows["card read"].detail
     assert gpio.cleanups == [25]  # closed after the test, its own pin only
+
+
+def test_an_mfrc522s_reset_and_spi_pins_are_its_own():
+    text = ('[devices.card_reader]\ndriver = "mfrc522"\n'
+            '[devices.locks]\ndriver = "gpio"\nslots = 2\n'
+            '[devices.locks.gpio]\nlockers = [{ relay_bcm_pin = 25, door_bcm_pin = 10 }, '
+            '{ relay_bcm_pin = 6, door_bcm_pin = 16 }]\n')
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    problems = {p.key: p.message for p in caught.value.problems}
+    assert problems == {
+        "devices.locks.gpio.lockers[1].relay_bcm_pin": "BCM 25 is the card reader's RST",
+        "devices.locks.gpio.lockers[1].door_bcm_pin": "BCM 10 is the card reader's SPI0 MOSI",
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse('[devices.card_reader]\ndriver = "mfrc522"\nrst_bcm_pin = 8\n')
+    assert [p.key for p in caught.value.problems] == ["devices.card_reader.rst_bcm_pin"]
+    parse(text.replace("relay_bcm_pin = 25, door_bcm_pin = 10", "relay_bcm_pin = 5, door_bcm_pin = 12"))
