@@ -26,7 +26,7 @@ def _tail(member: str | None) -> str:
     return f"…{member[-4:]}" if member else "nobody"
 
 
-def _rows(path: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+def query(path: Path, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
     conn = sqlite3.connect(str(path), timeout=10.0)
     try:
         conn.row_factory = sqlite3.Row
@@ -59,10 +59,10 @@ def _keys(kiosk_db: Path) -> dict[str, str]:
 
 def _kiosk_loans(kiosk_db: Path, where: str = "", args: tuple = ()) -> list[tuple[str, str | None]]:
     """(item, member) of the loans the kiosk made (each has an outbox event), oldest first."""
-    columns = {row["name"] for row in _rows(kiosk_db, "PRAGMA table_info(loans)")}
+    columns = {row["name"] for row in query(kiosk_db, "PRAGMA table_info(loans)")}
     key = "member_key" if "member_key" in columns else "NULL AS member_key"
     keys = _keys(kiosk_db)
-    rows = _rows(kiosk_db, f"SELECT item, member_id, {key} FROM loans WHERE event_id IS NOT NULL {where} "
+    rows = query(kiosk_db, f"SELECT item, member_id, {key} FROM loans WHERE event_id IS NOT NULL {where} "
                            "ORDER BY id", args)
     return [(row["item"], _member(row, keys)) for row in rows]
 
@@ -74,14 +74,14 @@ def kiosk_open_loans(kiosk_db: Path) -> dict[str, str | None]:
 
 def kiosk_items(kiosk_db: Path) -> set[str]:
     """Every copy the kiosk has held: in a locker now, lent, returned into it, or queued."""
-    return {row[0] for row in _rows(
+    return {row[0] for row in query(
         kiosk_db, "SELECT item FROM slots WHERE item IS NOT NULL UNION SELECT item FROM loans "
                   "UNION SELECT item FROM returns UNION SELECT item FROM outbox "
                   "UNION SELECT item FROM door_jobs WHERE state = 'done'")}
 
 
 def integrity(kiosk_db: Path) -> str:
-    return _rows(kiosk_db, "PRAGMA integrity_check")[0][0]
+    return query(kiosk_db, "PRAGMA integrity_check")[0][0]
 
 
 def renewal_problems(ils_db: Path) -> list[str]:
@@ -97,7 +97,7 @@ def renewal_problems(ils_db: Path) -> list[str]:
 def door_job_problems(kiosk_db: Path) -> list[str]:
     """Every door job is settled; every loan or return whose door had opened is recorded."""
     problems = []
-    for job in _rows(kiosk_db, "SELECT * FROM door_jobs ORDER BY created_at"):
+    for job in query(kiosk_db, "SELECT * FROM door_jobs ORDER BY created_at"):
         what = f"{job['kind']} door job of {job['item']} in locker {job['slot']}"
         if job["state"] in ("pending", "asking"):
             problems.append(f"the {what} is still {job['state']} after a restart")
@@ -109,7 +109,7 @@ def door_job_problems(kiosk_db: Path) -> list[str]:
                             f"moved and nothing was recorded")
             continue
         table, column = ("loans", "loaned_at") if job["kind"] == "loan" else ("returns", "returned_at")
-        found = _rows(kiosk_db, f"SELECT 1 FROM {table} WHERE item = ? AND {column} = ?",
+        found = query(kiosk_db, f"SELECT 1 FROM {table} WHERE item = ? AND {column} = ?",
                       (job["item"], job["finished_at"]))
         if not found:
             problems.append(f"the {what} is done but no {table[:-1]} row records it")
@@ -119,7 +119,7 @@ def door_job_problems(kiosk_db: Path) -> list[str]:
 def outbox_problems(kiosk_db: Path) -> list[str]:
     """After a sync with a healthy ILS nothing is left to send and nothing was refused."""
     problems = []
-    for event in _rows(kiosk_db, "SELECT * FROM outbox WHERE state NOT IN ('delivered', 'resolved') "
+    for event in query(kiosk_db, "SELECT * FROM outbox WHERE state NOT IN ('delivered', 'resolved') "
                                  "ORDER BY seq"):
         problems.append(f"outbox event {event['seq']} ({event['kind']} of {event['item']}) is "
                         f"{event['state']}: {event['last_error'] or 'no reason recorded'}")
