@@ -45,6 +45,7 @@ class Pn533World:
         self.field = False
         self.commands: list[int] = []  # every command code the host sent
         self.transports: list[object] = []
+        self.garble = False  # True: every response frame arrives with a wrong checksum (a bad cable)
 
     def tap(self, kind: str, identifier: bytes) -> None:
         self.card = (kind, identifier)
@@ -121,7 +122,10 @@ class Pn533World:
             return [ACK, _frame(b"\x7f")]  # error frame: the chip could not read the command
         command, args = data[1], data[2:]
         self.commands.append(command)
-        return [ACK, _frame(bytes([0xD5, command + 1]) + self.run(command, args))]
+        reply = _frame(bytes([0xD5, command + 1]) + self.run(command, args))
+        if self.garble:
+            reply = reply[:-2] + bytes([reply[-2] ^ 0x5A]) + reply[-1:]
+        return [ACK, reply]
 
     def run(self, command: int, args: bytes) -> bytes:
         if command == 0x00:  # Diagnose: the line test echoes its data

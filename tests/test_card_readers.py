@@ -782,3 +782,17 @@ def test_whatever_a_card_answers_the_mfrc522_reader_survives(monkeypatch, answer
         r.wait(1.5)
         assert r.events[-1:] == [CardRead(MEMBER_1_CARD)]  # and then reads a real card
         r.close()
+
+
+def test_nfc_garbled_usb_frames_make_the_reader_unavailable_until_they_stop(nfcrig):
+    nfcrig.start()
+    nfcrig.world.garble = True
+    nfcrig.poll(3)
+    health = nfcrig.reader.health()
+    assert not health.available and health.reason
+    nfcrig.world.garble = False
+    nfcrig.wait(5.0)
+    assert nfcrig.reader.health().available
+    nfcrig.tap(MEMBER_1_CARD)
+    nfcrig.poll()
+    assert nfcrig.events == [CardRead(MEMBER_1_CARD)]
