@@ -118,6 +118,7 @@ class CameraScanner:
         self._failures = 0
         self._pass = 0
         self._jobs = self.pipeline.jobs()
+        self._jobs_left = 0  # pieces of work still to try on the current scene
         self._in_view: list[str] = []  # what the last decoded frame showed
         self.counts = {"frames": 0, "decoded": 0, "skipped": 0, "reads": 0, "repeats": 0,
                        "frame_errors": 0, "opens": 0, "open_failures": 0}
@@ -205,20 +206,24 @@ class CameraScanner:
             frame = self._cv2.cvtColor(frame, self._cv2.COLOR_BGR2GRAY)
         region = self.pipeline.region(frame)
         change = self._changes.check(region)
-        if change == "still":
+        if change == "changed":
+            self._jobs_left = len(self._jobs)  # a new scene gets every piece of work once
+        if change == "still" and not self._jobs_left:
             self.counts["skipped"] += 1
             self._debounce.still_in_view(self._in_view)
             return []
         self.counts["decoded"] += 1
-        # The first decoder's plain pass on every decoded frame; when the scene changed, one
-        # more piece of the pipeline's work in turn (the other decoder, then each extra pass),
-        # so a hard code gets every kind of help within a few frames and no frame pays for all.
-        # A still scene due for another look gets the cheap plain pass only.
+        # The first decoder's plain pass on every decoded frame, plus, while the scene is new,
+        # one more piece of the pipeline's work in turn (the other decoder, then each extra
+        # pass): a hard code held still gets every kind of help within a few frames, and no
+        # frame pays for all of it. A scene already looked at gets the cheap plain pass only,
+        # every `idle_every` frames: that is the idle cost.
         first = self.pipeline.decoder_names[:1]
         jobs = [("plain", first)]
-        if change == "changed" and self._jobs:
+        if self._jobs_left and self._jobs:
             jobs.append(self._jobs[self._pass % len(self._jobs)])
             self._pass += 1
+            self._jobs_left -= 1
         found = []
         for stage, decoders in jobs:
             found = self.pipeline.decode_job(region, stage, decoders)
@@ -227,6 +232,8 @@ class CameraScanner:
         out = []
         reads = self.pipeline.accept(found)
         self._in_view = [read.text for read in reads]
+        if reads:
+            self._jobs_left = 0  # the scene is understood
         for read in reads:
             if self._debounce.admit(read.text):
                 self.counts["reads"] += 1

@@ -230,3 +230,27 @@ def test_every_extra_pass_keeps_the_picture_usable():
     for name, make in EXTRA_PASSES:
         out = make(frame)
         assert out is None or (out.dtype == np.uint8 and out.ndim == 2 and out.size > 0), name
+
+
+def test_a_zbar_reading_of_a_reworked_picture_needs_a_second_opinion():
+    from drivers.barcode_pipeline import Candidate
+
+    p = BarcodePipeline()
+    region = bi.empty(5)
+    pending: dict = {}
+    # A misread EAN-13 with a valid check digit, as zbar gives them in thresholded pictures
+    guess = Candidate("9780140017700", "EAN13", "zbar", "threshold")
+    assert p._confirmed([guess], pending, region) == []
+    again = Candidate("9780140017700", "EAN13", "zbar", "enlarged")
+    assert p._confirmed([again], pending, region) == [again]  # two different passes agree
+    assert p._confirmed([Candidate("9780140017700", "EAN13", "zbar", "threshold")], {}, region) == []
+    # zxing-cpp, QR codes, and pictures only remapped in gray are believed at once
+    for c in (Candidate("9780140017700", "EAN13", "zxing", "threshold"),
+              Candidate("11110100000001", "QRCODE", "zbar", "threshold"),
+              Candidate("EM0000000025", "CODE39", "zbar", "stretched")):
+        assert p._confirmed([c], {}, region) == [c]
+    # a rotated pass: the picture turned 5° further must give the same text
+    assert p._confirmed([Candidate("EM0000000025", "CODE39", "zbar", "rotated-30")], {}, region) == []
+    slanted = bi.sample("EM0000000025", "CODE39", "rotated")
+    c = Candidate("EM0000000025", "CODE39", "zbar", "rotated-30")
+    assert p._confirmed([c], {}, slanted) == [c]
