@@ -77,8 +77,9 @@ class NfcReader(PollingCardReader):
             if "libusb" in str(exc):
                 raise DeviceError("libusb-1.0 is missing: apt-get install libusb-1.0-0") from None
             if exc.errno == errno.ENODEV:
-                raise DeviceError(f"no NFC reader found at {self.nfc_path!r}: plugged in? "
-                                  "(the kiosk's user needs the udev rule for it, see README)") from None
+                # nfcpy also says this of a reader that is there but answers garbage
+                raise DeviceError(f"no NFC reader found at {self.nfc_path!r}, or none that answers properly: "
+                                  "plugged in? (the kiosk's user needs its udev rule, see README)") from None
             raise
 
     def _release(self) -> None:
