@@ -142,7 +142,10 @@ class CameraScanner:
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
-        self._release()
+        if thread is None or not thread.is_alive():
+            self._release()
+        # else: a read still blocked in the driver; the thread releases the camera when it
+        # returns, never under its feet.
         self._emit = _noop
         self._health = Health(False, "closed")
 
@@ -174,6 +177,7 @@ class CameraScanner:
                 usable = False
             if not usable:
                 self._stop.wait(self.reopen_s)
+        self._release()
 
     def step(self) -> bool:
         """Open the camera if needed, read one frame and decode it. False when the camera is

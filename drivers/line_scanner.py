@@ -98,7 +98,8 @@ class LineScanner:
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
-        self._close_device()
+        if thread is None or not thread.is_alive():  # else the thread closes it on its way out
+            self._close_device()
         self._emit = _noop
         self._health = Health(False, "closed")
 
@@ -129,6 +130,7 @@ class LineScanner:
                 usable = False
             if not usable:
                 self._stop.wait(self.reopen_s)
+        self._close_device()
 
     def step(self) -> bool:
         """Open the device if needed, wait a little for lines and handle them. False when the
