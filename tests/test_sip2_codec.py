@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kiosk.clock import KST
 from sync.sip2.codec import (
-    DEFAULT, DecodeError, Dialect, EncodeError, FrameError, FrameReader, Message, Sip2Error,
+    DEFAULT, DecodeError, Dialect, EncodeError, FrameError, FrameReader, Message, RequestEncoder, Sip2Error,
     checksum, decode, encode, format_date, make, next_sequence, parse_date,
 )
 from sync.sip2.messages import SPECS
@@ -226,6 +226,35 @@ def test_error_detection_can_be_switched_per_message(dialect, data):
     message = data.draw(messages("63", dialect))
     frame = encode(message, dialect, sequence=4, error_detection=not dialect.error_detection)
     assert decode(frame, dialect).checksum_ok is (None if dialect.error_detection else True)
+
+
+def _outcome(build):
+    try:
+        return build()
+    except EncodeError as exc:
+        return EncodeError, str(exc)
+
+
+@pytest.mark.parametrize("command", [command for command, spec in sorted(SPECS.items()) if spec.reply])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_compiled_request_encoder_sends_what_encode_sends(command, data):
+    # Plain ASCII values take the compiled path, the rest encode() itself: the same bytes either way,
+    # and the same refusal for a missing required field or a fixed field of the wrong width.
+    dialect = data.draw(dialects(), label="dialect")
+    spec = SPECS[command]
+    codes = data.draw(st.lists(FIELD_ID | st.sampled_from(list(spec.required) or ["AF"]), max_size=6)
+                      .map(lambda extra: list(spec.required) + extra).flatmap(st.permutations), label="codes")
+    text = _text(dialect.encoding, dialect.delimiter) | st.text("AZ09 |^\r\n\x00", max_size=8)
+    values = tuple(data.draw(st.lists(st.none() | text, min_size=len(codes), max_size=len(codes)), label="values"))
+    fixed = tuple(data.draw(_fixed_text(width, dialect.delimiter) | st.sampled_from(["", "x" * (width + 1)]))
+                  for _, width in spec.fixed)
+    sequence = data.draw(st.none() | st.integers(0, 9), label="sequence")
+    encoder = RequestEncoder(command, codes, dialect)
+    expected = _outcome(lambda: encode(make(command, list(zip(codes, values)),
+                                            **dict(zip([name for name, _ in spec.fixed], fixed))),
+                                       dialect, sequence=sequence))
+    assert _outcome(lambda: encoder.encode(fixed, values, sequence)) == expected
 
 
 @settings(max_examples=80, deadline=None)
@@ -580,6 +609,21 @@ def test_format_date_local_and_utc():
     assert format_date(dt.datetime(2026, 3, 5, 5, 30, 0, tzinfo=dt.timezone.utc)) == "20260305   Z053000"
     assert format_date(None) == " " * 18
     assert format_date(dt.datetime(999, 1, 2, 3, 4, 5)) == "09990102    030405"
+
+
+_LONDON = pytest.importorskip("zoneinfo").ZoneInfo("Europe/London")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 999_999), st.booleans(),
+                          st.sampled_from([None, KST, dt.timezone.utc, _LONDON])), min_size=1, max_size=12))
+def test_format_date_of_a_second_just_formatted_is_still_right(moments):
+    # The last second's text is reused: never for another second, another zone or the other side
+    # of a clock going back (01:30 twice in London on 25 October 2026).
+    for second, micros, fold, zone in moments:
+        when = dt.datetime(2026, 10, 25, 1, 30, second, micros, tzinfo=zone, fold=int(fold))
+        zone_text = "   Z" if zone is not None and when.utcoffset() == dt.timedelta(0) else "    "
+        assert format_date(when) == f"20261025{zone_text}0130{second:02d}"
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -19,6 +19,7 @@ the server's address and reasons.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import select
@@ -34,8 +35,8 @@ from typing import Any
 
 from kiosk.clock import Clock
 from sync.sip2.codec import (
-    DecodeError, Dialect, EncodeError, FrameError, FrameReader, Message, Sip2Error, decode, encode, make,
-    next_sequence,
+    DecodeError, Dialect, EncodeError, FrameError, FrameReader, Message, RequestEncoder, Sip2Error, decode, encode,
+    format_date, make, next_sequence,
 )
 from sync.sip2.messages import SPECS, SUMMARY_POSITIONS
 from sync.sip2.results import (
@@ -179,6 +180,7 @@ class Client:
         self._reader = FrameReader(settings.dialect.max_frame)
         self._frames: deque[bytes] = deque()
         self._sequence = 0
+        self._encoders = {name: RequestEncoder(name, codes, settings.dialect) for name, codes in _REQUESTS.items()}
         self._ssl_context: ssl.SSLContext | None = None
         self._failures = 0
         self._last_activity = clock.monotonic()
@@ -354,11 +356,19 @@ class Client:
         with self._lock:
             return self._exchange(message)
 
-    def _exchange(self, message: Message) -> Message:
+    def _request(self, encoder: RequestEncoder, fixed: tuple[str, ...], values: tuple[str | None, ...]) -> Message:
+        """exchange() for the client's own requests, encoded by their compiled encoder."""
+        with self._lock:
+            return self._exchange((encoder, fixed, values))
+
+    def _exchange(self, message: Message | tuple) -> Message:
+        """`message`: a Message, or (RequestEncoder, fixed, values) for the client's own requests."""
         for _ in range(2):  # a second go only when the connection was found dead before sending
-            fresh = self._sock is None
-            sock = self._ensure_connected()
-            if not fresh and self._peer_gone(sock):
+            sock = self._sock
+            fresh = sock is None
+            if fresh:
+                sock = self._ensure_connected()
+            elif self._peer_gone(sock):
                 log.info("SIP2 server closed the idle connection; reconnecting")
                 self._drop()
                 continue
@@ -369,14 +379,20 @@ class Client:
         raise Sip2Unavailable(f"the connection to {self.settings.address} keeps dropping before a request "
                               f"can be sent")
 
-    def _send_and_receive(self, message: Message, *, fresh: bool) -> Message:
+    def _send_and_receive(self, message: Message | tuple, *, fresh: bool) -> Message:
         """One request on the open connection: send, read, 97 on a bad checksum, resend on 96."""
         sock = self._sock
-        name = message.name
         sequence = self._sequence
-        frame = encode(message, self._dialect, sequence=sequence)
+        if message.__class__ is tuple:
+            encoder, fixed, values = message
+            command, name = encoder.command, encoder.name
+            frame = encoder.encode(fixed, values, sequence)
+        else:
+            command, name = message.command, message.name
+            frame = encode(message, self._dialect, sequence=sequence)
+        settings = self.settings
         self._last_activity = self._clock.monotonic()
-        deadline = time.monotonic() + self.settings.response_timeout_s
+        deadline = time.monotonic() + settings.response_timeout_s
         try:
             sock.sendall(frame)
         except OSError as exc:
@@ -388,14 +404,14 @@ class Client:
             raise Sip2Unavailable(f"{name}: the connection to {self.settings.address} was lost before "
                                   f"the request went out ({_why(exc)})") from None
         self._sequence = next_sequence(sequence)
-        expected = SPECS[message.command].reply
-        detect = self._dialect.error_detection
-        budget = self.settings.resend_requests
+        expected = _REPLIES[command]
+        dialect = self._dialect
+        detect = dialect.error_detection
+        budget = settings.resend_requests
         asked_repeat = False
         while True:
             try:
-                raw = self._read_frame(sock, deadline)
-                reply = decode(raw, self._dialect)
+                reply = decode(self._read_frame(sock, deadline), dialect)
             except (_NoAnswer, DecodeError) as exc:
                 raise self._unknown(name, str(exc)) from None
             if detect and reply.checksum_ok is False:
@@ -436,7 +452,7 @@ class Client:
                 log.warning("SIP2 %s: the server sent more than one reply; reconnecting", name)
                 self._drop()
             self._last_activity = self._clock.monotonic()
-            if log.isEnabledFor(logging.DEBUG):
+            if _debug():
                 log.debug("SIP2 %s (AY%d) answered with %s", name, sequence, reply.name)
             return reply
 
@@ -458,9 +474,32 @@ class Client:
         a trickling server cannot stretch it)."""
         if self._frames:
             return self._frames.popleft()
-        timeout = self.settings.response_timeout_s
         # The socket's timeout is the full response timeout between requests: the first recv
         # needs no timeout call (this is the hot path); later ones get what is left.
+        data = self._recv(sock)
+        frames: list[bytes] | None = []
+        if data:
+            try:
+                frames = self._reader.feed(data)
+            except FrameError:
+                frames = None
+            if frames is not None and len(frames) == 1:  # the usual read: one whole frame
+                return frames[0]
+        return self._read_more(sock, deadline, data, frames)
+
+    def _recv(self, sock: Any) -> bytes:
+        try:
+            return sock.recv(_RECV_BYTES)
+        except (socket.timeout, ssl.SSLWantReadError, BlockingIOError):
+            # BlockingIOError: the kernel's SO_RCVTIMEO ran out (EAGAIN)
+            raise _NoAnswer(f"no answer within {self.settings.response_timeout_s:g} s") from None
+        except OSError as exc:
+            raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
+
+    def _read_more(self, sock: Any, deadline: float, data: bytes, frames: list[bytes] | None) -> bytes:
+        """_read_frame after its first recv: `data` is what it got, `frames` what the reader made
+        of it (None: the reader refused it)."""
+        timeout = self.settings.response_timeout_s
         first = True
         try:
             while True:
@@ -469,23 +508,18 @@ class Client:
                     if remaining <= 0:
                         raise _NoAnswer(f"no answer within {timeout:g} s")
                     self._recv_timeout(sock, remaining)
-                try:
-                    data = sock.recv(_RECV_BYTES)
-                except (socket.timeout, ssl.SSLWantReadError, BlockingIOError):
-                    # BlockingIOError: the kernel's SO_RCVTIMEO ran out (EAGAIN)
-                    raise _NoAnswer(f"no answer within {timeout:g} s") from None
-                except OSError as exc:
-                    raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
+                    data = self._recv(sock)
                 if not data:
                     raise _NoAnswer("the server closed the connection")
-                try:
-                    frames = self._reader.feed(data)
-                except FrameError:
+                if not first:
+                    try:
+                        frames = self._reader.feed(data)
+                    except FrameError:
+                        frames = None
+                if frames is None:
                     raise _NoAnswer(f"the server sent more than {self._reader.max_frame} bytes without "
-                                    f"a frame terminator") from None
+                                    f"a frame terminator")
                 if frames:
-                    if len(frames) == 1:
-                        return frames[0]
                     self._frames.extend(frames)
                     return self._frames.popleft()
                 first = False
@@ -549,43 +583,48 @@ class Client:
     def _tz(self) -> dt.tzinfo | None:
         return self._clock.now().tzinfo
 
+    def _fixed_date(self, when: dt.datetime | None) -> str:
+        """A date the caller gave (or None, blank); anything else goes to make() to be refused there."""
+        if when is None:
+            return _BLANK_DATE
+        return format_date(when) if isinstance(when, dt.datetime) else when
+
     def _pin(self, pin: str | None, verify: bool = False) -> str | None:
         """The PIN to send as AD: always when the request is to verify it, otherwise as configured."""
         return pin if pin is not None and (verify or self.settings.send_patron_pin) else None
 
     def sc_status(self) -> AcsStatus:
         """99 → 98: the server's status and what it supports."""
-        reply = self.exchange(make("sc_status", status_code="0", max_print_width="040", protocol_version="2.00"))
+        reply = self._request(self._encoders["sc_status"], _SC_STATUS_FIXED, ())
         return AcsStatus.from_message(reply, self._tz())
 
     def patron_status(self, patron: str, pin: str | None = None, *, verify_pin: bool = False) -> PatronStatus:
         """23 → 24: is this a valid patron (BL), is the PIN right (CQ), what is blocked.
         `verify_pin`: send the PIN even when send_patron_pin is off (a login)."""
         s = self.settings
-        reply = self.exchange(make("patron_status", [
-            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password),
-            ("AD", self._pin(pin, verify_pin) or ""),
-        ], language=s.language, transaction_date=self._now()))
-        return PatronStatus.from_message(reply, self._tz())
+        now = self._clock.now()
+        reply = self._request(self._encoders["patron_status"], (s.language, format_date(now)),
+                              (s.institution, patron, s.terminal_password, self._pin(pin, verify_pin) or ""))
+        return PatronStatus.from_message(reply, now.tzinfo)
 
     def patron_information(self, patron: str, pin: str | None = None, *, summary: str | None = None,
                            start: int = 1, end: int = 50, verify_pin: bool = False) -> PatronInfo:
         """63 → 64: counts, limits and, with `summary` ("charged", "overdue", "hold", "fine",
         "recall", "unavailable_hold"), that list's items `start`..`end`."""
         s = self.settings
-        marks = [" "] * 10
-        if summary is not None:
+        if summary is None:
+            marks = _NO_SUMMARY
+            first = last = None
+        else:
             if summary not in SUMMARY_POSITIONS:
                 raise ValueError(f"summary must be one of {sorted(SUMMARY_POSITIONS)}, not {summary!r}")
-            marks[SUMMARY_POSITIONS[summary]] = "Y"
-        fields: list[tuple[str, str | None]] = [
-            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password), ("AD", self._pin(pin, verify_pin)),
-        ]
-        if summary is not None:
-            fields += [("BP", str(max(1, start))), ("BQ", str(max(start, end)))]
-        reply = self.exchange(make("patron_information", fields, language=s.language,
-                                   transaction_date=self._now(), summary="".join(marks)))
-        return PatronInfo.from_message(reply, self._tz())
+            position = SUMMARY_POSITIONS[summary]
+            marks = " " * position + "Y" + " " * (9 - position)
+            first, last = str(max(1, start)), str(max(start, end))
+        now = self._clock.now()
+        reply = self._request(self._encoders["patron_information"], (s.language, format_date(now), marks),
+                              (s.institution, patron, s.terminal_password, self._pin(pin, verify_pin), first, last))
+        return PatronInfo.from_message(reply, now.tzinfo)
 
     def checkout(self, patron: str, item: str, *, pin: str | None = None, no_block: bool = False,
                  transaction_date: dt.datetime | None = None, nb_due: dt.datetime | None = None,
@@ -593,50 +632,47 @@ class Client:
         """11 → 12: lend `item` to `patron`. With `no_block` (an offline replay), `transaction_date`
         is when it really happened and `nb_due` the due date the kiosk promised."""
         s = self.settings
-        reply = self.exchange(make("checkout", [
-            ("AO", s.institution), ("AA", patron), ("AB", item), ("AC", s.terminal_password),
-            ("AD", self._pin(pin)), ("BO", "Y" if fee_acknowledged else None),
-        ], sc_renewal_policy="N", no_block=no_block, transaction_date=transaction_date or self._now(),
-            nb_due_date=nb_due))
-        return CheckoutResult.from_message(reply, self._tz())
+        now = self._clock.now()
+        reply = self._request(self._encoders["checkout"], (
+            "N", _yes_no(no_block), self._fixed_date(transaction_date or now), self._fixed_date(nb_due),
+        ), (s.institution, patron, item, s.terminal_password, self._pin(pin), "Y" if fee_acknowledged else None))
+        return CheckoutResult.from_message(reply, now.tzinfo)
 
     def checkin(self, item: str, *, no_block: bool = False, transaction_date: dt.datetime | None = None,
                 return_date: dt.datetime | None = None, location: str | None = None) -> CheckinResult:
         """09 → 10: take `item` back. `return_date` defaults to the transaction date; `location`
         (AP) to the settings' location."""
         s = self.settings
-        when = transaction_date or self._now()
-        reply = self.exchange(make("checkin", [
-            ("AP", s.location if location is None else location), ("AO", s.institution), ("AB", item),
-            ("AC", s.terminal_password),
-        ], no_block=no_block, transaction_date=when, return_date=return_date or when))
-        return CheckinResult.from_message(reply, self._tz())
+        now = self._clock.now()
+        when = transaction_date or now
+        reply = self._request(self._encoders["checkin"], (
+            _yes_no(no_block), self._fixed_date(when), self._fixed_date(return_date or when),
+        ), (s.location if location is None else location, s.institution, item, s.terminal_password))
+        return CheckinResult.from_message(reply, now.tzinfo)
 
     def item_information(self, item: str) -> ItemInfo:
         """17 → 18: the item's title, circulation status and due date."""
         s = self.settings
-        reply = self.exchange(make("item_information", [
-            ("AO", s.institution), ("AB", item), ("AC", s.terminal_password),
-        ], transaction_date=self._now()))
-        return ItemInfo.from_message(reply, self._tz())
+        now = self._clock.now()
+        reply = self._request(self._encoders["item_information"], (format_date(now),),
+                              (s.institution, item, s.terminal_password))
+        return ItemInfo.from_message(reply, now.tzinfo)
 
     def renew(self, patron: str, item: str, *, pin: str | None = None, no_block: bool = False,
               transaction_date: dt.datetime | None = None, nb_due: dt.datetime | None = None) -> RenewResult:
         """29 → 30: renew `patron`'s loan of `item`."""
         s = self.settings
-        reply = self.exchange(make("renew", [
-            ("AO", s.institution), ("AA", patron), ("AD", self._pin(pin)), ("AB", item),
-            ("AC", s.terminal_password),
-        ], third_party_allowed="N", no_block=no_block, transaction_date=transaction_date or self._now(),
-            nb_due_date=nb_due))
-        return RenewResult.from_message(reply, self._tz())
+        now = self._clock.now()
+        reply = self._request(self._encoders["renew"], (
+            "N", _yes_no(no_block), self._fixed_date(transaction_date or now), self._fixed_date(nb_due),
+        ), (s.institution, patron, self._pin(pin), item, s.terminal_password))
+        return RenewResult.from_message(reply, now.tzinfo)
 
     def end_session(self, patron: str, pin: str | None = None) -> bool:
         """35 → 36: the patron has logged out; True when the server confirms."""
         s = self.settings
-        reply = self.exchange(make("end_patron_session", [
-            ("AO", s.institution), ("AA", patron), ("AC", s.terminal_password), ("AD", self._pin(pin)),
-        ], transaction_date=self._now()))
+        reply = self._request(self._encoders["end_patron_session"], (format_date(self._clock.now()),),
+                              (s.institution, patron, s.terminal_password, self._pin(pin)))
         return reply.flag("end_session")
 
     def keep_alive(self) -> AcsStatus | None:
@@ -670,8 +706,30 @@ class _Stale(Exception):
     """Internal: the reused connection failed before the request went out; reconnect and retry."""
 
 
+_REPLIES = {command: spec.reply for command, spec in SPECS.items()}
+_debug = functools.partial(log.isEnabledFor, logging.DEBUG)
 _REPEAT = make("97")
 _SC_STATUS = make("sc_status", status_code="0", max_print_width="040", protocol_version="2.00")
+_SC_STATUS_FIXED = ("0", "040", "2.00")
+_NO_SUMMARY = " " * 10
+_BLANK_DATE = format_date(None)
+
+# The variable fields of each request the client sends, in the order they go out.
+_REQUESTS: dict[str, tuple[str, ...]] = {
+    "sc_status": (),
+    "patron_status": ("AO", "AA", "AC", "AD"),
+    "patron_information": ("AO", "AA", "AC", "AD", "BP", "BQ"),
+    "checkout": ("AO", "AA", "AB", "AC", "AD", "BO"),
+    "checkin": ("AP", "AO", "AB", "AC"),
+    "item_information": ("AO", "AB", "AC"),
+    "renew": ("AO", "AA", "AD", "AB", "AC"),
+    "end_patron_session": ("AO", "AA", "AC", "AD"),
+}
+
+
+def _yes_no(flag: bool) -> str:
+    # Not a bool (an int, say): make() converts it, or refuses it, exactly as before.
+    return ("Y" if flag else "N") if flag.__class__ is bool else flag
 
 
 def _why(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import functools
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sync.sip2.messages import BY_NAME, DATE_WIDTH, SPECS, Spec
@@ -84,6 +84,11 @@ class Dialect:
             raise ValueError(f"normal_form must be NFC or NFD (or NFKC, NFKD), not {self.normal_form!r}")
         if self.max_frame < 1:
             raise ValueError(f"max_frame must be positive, not {self.max_frame!r}")
+        # Worked out once per dialect rather than once per frame (private attributes, not fields:
+        # they take no part in equality, hashing or the repr).
+        object.__setattr__(self, "_trailing", _trailing(self.delimiter, self.encoding))
+        object.__setattr__(self, "_sums_bytes", self.checksum_mode == "bytes")
+        object.__setattr__(self, "_end", b"\r" if self.terminator == "\r" else b"\r\n")
 
 
 _TRAILING = b" \t\n\r\f\v\x00"
@@ -114,7 +119,7 @@ def _ascii_compatible(encoding: str) -> bool:
 DEFAULT = Dialect()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One SIP2 message: the command, its fixed fields by name, its variable fields in order.
 
@@ -157,6 +162,22 @@ class Message:
         return int(text) if text.isascii() and text.isdigit() else 0  # "²".isdigit() is True
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _message(command: str, fixed: Mapping[str, str], fields: tuple[tuple[str, str], ...],
+             sequence: int | None = None, checksum_ok: bool | None = None) -> Message:
+    """Message(...) without the generated __init__'s keyword handling (decode builds one per frame)."""
+    message = _new(Message)
+    _set(message, "command", command)
+    _set(message, "fixed", fixed)
+    _set(message, "fields", fields)
+    _set(message, "sequence", sequence)
+    _set(message, "checksum_ok", checksum_ok)
+    return message
+
+
 def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str | None] = (),
          **fixed: str | dt.datetime | bool | int | None) -> Message:
     """Build a message by name (`"checkout"`) or command (`"11"`).
@@ -181,7 +202,7 @@ def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str 
         variable = tuple([(k, v) for k, v in pairs if v is not None])
     except (TypeError, ValueError):
         raise EncodeError(f"{spec.name}: variable fields are (id, value) pairs") from None
-    return Message(spec.command, values, variable)
+    return _message(spec.command, values, variable)
 
 
 # Each message's fixed field widths by name, so that make() need not build the dict per call.
@@ -286,9 +307,11 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
         missing = [code for code in spec.required if code not in codes]
         raise EncodeError(f"{spec.name}: required field(s) {', '.join(missing)} missing")
     text = "".join(values)
-    if not text.isascii():
+    if not text.isascii() and not unicodedata.is_normalized(dialect.normal_form, text):
         # Normalise each value on its own, before scrubbing: normalising the joined frame could
-        # merge a leading combining mark into the field id ("AE" + U+0301 -> "AÉ").
+        # merge a leading combining mark into the field id ("AE" + U+0301 -> "AÉ"). (When the
+        # joined values are in that form already, so is each of them: normalising a piece of
+        # normalised text alone never changes it.)
         form = dialect.normal_form
         values = [value if value.isascii() else unicodedata.normalize(form, value) for value in values]
         text = "".join(values)
@@ -317,6 +340,104 @@ def encode(message: Message, dialect: Dialect = DEFAULT, *, sequence: int | None
 
 
 _SEQUENCE_TEXT = tuple(f"AY{n}AZ" for n in range(10))
+
+
+def _request_writer(spec: Spec, codes: tuple[str, ...], delimiter: str) -> Callable[..., tuple[str, str, str] | None]:
+    """For RequestEncoder: a function of (fixed, values) that returns the fixed text, the values
+    joined and the variable part of the frame, or None unless every fixed value is text of its
+    width, every value is text or None, and every required field is there. Generated once per
+    request shape: straight-line code, no loop, is what makes the compiled path cheap.
+    """
+    fixed = [f"f{at}" for at in range(len(spec.fixed))]
+    values = [f"v{at}" for at in range(len(codes))]
+    lines = ["def write(fixed, values):",
+             f"    {''.join(name + ', ' for name in fixed)}= fixed" if fixed else "    if fixed: return None",
+             f"    {''.join(name + ', ' for name in values)}= values" if values else "    if values: return None"]
+    lines += [f"    if {name}.__class__ is not str or len({name}) != {width}: return None"
+              for name, (_, width) in zip(fixed, spec.fixed)]
+    lines += [f"    if {name} is not None and {name}.__class__ is not str: return None" for name in values]
+    for code in spec.required:
+        if code not in codes:
+            lines.append("    return None")  # encode() names the missing field
+            break
+        lines.append(f"    if {values[codes.index(code)]} is None: return None")
+    head = " + ".join(fixed) or "''"
+    text = " + ".join(f"({name} or '')" for name in values) or "''"
+    body = " + ".join(f"({code!r} + {name} + {delimiter!r} if {name} is not None else '')"
+                      for code, name in zip(codes, values)) or "''"
+    lines.append(f"    return {head}, {text}, {body}")
+    namespace: dict[str, object] = {}
+    exec("\n".join(lines), namespace)  # noqa: S102 - ids checked, widths from SPECS, the delimiter via repr
+    return namespace["write"]  # type: ignore[return-value]
+
+
+class RequestEncoder:
+    """`encode(make(name, zip(codes, values), **fixed), dialect, sequence=n)`, compiled for one
+    request shape: the message, its variable field ids in order, the dialect.
+
+    A client sends the same few requests over and over with different values; this skips the
+    Message, the field-by-field checks and the normalisation when the values are plain ASCII text
+    (the usual case: ids, dates, flags), and hands anything else to encode() itself, so the bytes
+    and the errors are always the same as encode's. `fixed` holds the fixed fields' values in the
+    message's order (the same text make() takes); a value of None leaves its field out.
+    """
+
+    __slots__ = ("name", "command", "codes", "dialect", "_names", "_write", "_detect", "_no_sequence",
+                 "_delimiter", "_end")
+
+    def __init__(self, name: str, codes: Iterable[str], dialect: Dialect = DEFAULT) -> None:
+        spec = BY_NAME.get(name) or SPECS.get(name)
+        if spec is None:
+            raise EncodeError(f"unknown SIP2 message {name!r}")
+        self.name = spec.name
+        self.command = spec.command
+        self.codes = tuple(codes)
+        for code in self.codes:
+            if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum()) \
+                    or code in ("AY", "AZ"):
+                raise EncodeError(f"{spec.name}: bad field id {code!r}")
+        self.dialect = dialect
+        self._names = tuple(name for name, _ in spec.fixed)
+        self._write = _request_writer(spec, self.codes, dialect.delimiter)
+        self._detect = dialect.error_detection
+        self._no_sequence = spec.command in _NO_SEQUENCE
+        self._delimiter = dialect.delimiter
+        self._end = b"\r" if dialect.terminator == "\r" else b"\r\n"
+
+    def __repr__(self) -> str:
+        return f"<RequestEncoder {self.name} {' '.join(self.codes)}>"
+
+    def encode(self, fixed: tuple[str, ...], values: tuple[str | None, ...], sequence: int | None = None) -> bytes:
+        """The frame, terminator included. Raises EncodeError as encode() does."""
+        try:
+            written = self._write(fixed, values)
+        except (TypeError, ValueError):  # not tuples of the right length
+            written = None
+        if written is None or (sequence is not None and sequence.__class__ is not int):
+            return self._slow(fixed, values, sequence)
+        head, text, body = written
+        delimiter = self._delimiter
+        if not (head.isprintable() and head.isascii() and body.isascii()) \
+                or "\r" in text or "\n" in text or "\x00" in text or delimiter in text:
+            return self._slow(fixed, values, sequence)  # refused, or normalised and scrubbed, by encode()
+        if not self._detect:
+            return (self.command + head + body).encode("ascii") + self._end
+        if sequence is not None and not self._no_sequence:
+            data = (self.command + head + body + _SEQUENCE_TEXT[sequence % 10]).encode("ascii")
+        else:
+            data = (self.command + head + body + "AZ").encode("ascii")
+        # ASCII text: the same bytes in every ASCII-compatible encoding, and its code point sum
+        # is its byte sum, so both checksum modes agree.
+        return data + checksum(data).encode("ascii") + self._end
+
+    def _slow(self, fixed: tuple[str, ...], values: tuple[str | None, ...], sequence: int | None) -> bytes:
+        try:
+            named = dict(zip(self._names, fixed, strict=True))
+            pairs = list(zip(self.codes, values, strict=True))
+        except (TypeError, ValueError):
+            raise EncodeError(f"{self.name}: {len(self._names)} fixed field(s) and {len(self.codes)} "
+                              f"value(s) expected") from None
+        return encode(make(self.command, pairs, **named), self.dialect, sequence=sequence)
 # Field ids already found well formed (two ASCII letters or digits, not AY/AZ): the check is done
 # once per id, not once per field. Capped, although there are only 36 * 36 such ids anyway.
 _FIELD_IDS: set[str] = set()
@@ -351,9 +472,19 @@ for _spec in SPECS.values():
         _at += _width
     _LAYOUTS[_spec.command] = (_at, tuple(_slices))
 del _spec, _at, _slices, _name, _width
-_LAYOUTS_BY_BYTES = {command.encode("ascii"): layout for command, layout in _LAYOUTS.items()}
-# _trailing's answers without the lru_cache call per frame (a handful of dialects at most).
-_TRAILING_BY_DIALECT: dict[tuple[str, str], bytes] = {}
+
+
+def _fixed_reader(slices: tuple[tuple[str, int, int], ...]) -> Callable[[str], dict[str, str]]:
+    """A function that cuts one message's fixed fields out of its text: a dict display with
+    constant slices, compiled once per message (a loop over the layout costs twice as much)."""
+    body = ", ".join(f"{name!r}: text[{start}:{stop}]" for name, start, stop in slices)
+    return eval(f"lambda text: {{{body}}}")  # noqa: S307 - names and numbers from SPECS only
+
+
+# Per command (as bytes): where the fixed part ends, and its reader.
+_READERS: dict[bytes, tuple[int, Callable[[str], dict[str, str]]]] = {
+    command.encode("ascii"): (fixed_end, _fixed_reader(slices)) for command, (fixed_end, slices) in _LAYOUTS.items()
+}
 
 
 def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
@@ -363,29 +494,31 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
     U+FFFD; variable values are normalised to NFC. A known message whose fixed part is cut short
     raises DecodeError; an unknown command decodes to a Message with its text under `fixed["raw"]`.
     """
-    if not isinstance(frame, bytes):
-        if not isinstance(frame, (bytearray, memoryview)):
+    if frame.__class__ is not bytes:
+        if not isinstance(frame, (bytes, bytearray, memoryview)):
             raise DecodeError(f"a frame is bytes, not {type(frame).__name__}")
         frame = bytes(frame)
     data = frame.strip(b"\r\n")
     if not data:
         raise DecodeError("empty frame")
-    layout = _LAYOUTS_BY_BYTES.get(data[:2])
+    reader = _READERS.get(data[:2])
     # AY/AZ are searched for only after the fixed part, so fixed text that happens to end in
     # "AZ" + 4 hex digits is never taken for a checksum.
-    limit = layout[0] if layout else 2
+    limit = reader[0] if reader is not None else 2
     sequence: int | None = None
     checksum_ok: bool | None = None
-    trailing = _TRAILING_BY_DIALECT.get((dialect.delimiter, dialect.encoding))
-    if trailing is None:
+    try:
+        trailing = dialect._trailing  # type: ignore[attr-defined]
+    except AttributeError:
         trailing = _trailing(dialect.delimiter, dialect.encoding)
-        if len(_TRAILING_BY_DIALECT) < 64:
-            _TRAILING_BY_DIALECT[(dialect.delimiter, dialect.encoding)] = trailing
     end = len(data.rstrip(trailing))
     body_end = len(data)
     at = end - 6  # where "AZ" would start
     if at >= limit and data[at:at + 2] == b"AZ" and not data[at + 2:end].strip(_HEX_DIGITS):
-        checksum_ok = _checksum_matches(data[:at + 2], data[at + 2:end].upper().decode("ascii"), dialect)
+        if getattr(dialect, "_sums_bytes", False):
+            checksum_ok = -_byte_sum(data[:at + 2]) & 0xFFFF == int(data[at + 2:end], 16)
+        else:
+            checksum_ok = _checksum_matches(data[:at + 2], data[at + 2:end].upper().decode("ascii"), dialect)
         body_end = at
         if at - 3 >= limit and data[at - 3:at - 1] == b"AY" and 48 <= data[at - 1] <= 57:
             sequence = data[at - 1] - 48
@@ -394,21 +527,21 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
         sequence = data[end - 1] - 48
         body_end = end - 3
     try:
-        text = data[:body_end].decode(dialect.encoding, errors="replace")
+        text = (data[:body_end] if body_end < len(data) else data).decode(dialect.encoding, errors="replace")
     except (LookupError, UnicodeError) as exc:  # pragma: no cover - Dialect checks the encoding
         raise DecodeError(f"cannot decode with {dialect.encoding}: {exc}") from None
     command = text[:2]
     if len(command) < 2 or not (command.isascii() and command.isdigit()):
         # Name only the first two characters: frames carry card numbers and passwords.
         raise DecodeError(f"not a SIP2 message: it must start with a two-digit command, not {command!r}")
-    if layout is None:
-        return Message(command, {"raw": unicodedata.normalize("NFC", text[2:])}, (), sequence, checksum_ok)
-    fixed_end, slices = layout
+    if reader is None:
+        return _message(command, {"raw": unicodedata.normalize("NFC", text[2:])}, (), sequence, checksum_ok)
+    fixed_end = reader[0]
     if len(text) < fixed_end:
         spec = SPECS[command]
         raise DecodeError(f"{spec.name} ({command}) cut short: {len(text) - 2} of {fixed_end - 2} "
                           f"fixed-field characters")
-    fixed = {name: text[start:stop] for name, start, stop in slices}
+    fixed = reader[1](text)
     rest = text[fixed_end:]
     if not rest:
         fields: tuple[tuple[str, str], ...] = ()
@@ -420,7 +553,7 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
         normalize = unicodedata.normalize
         fields = tuple([(piece[:2], normalize("NFC", piece[2:]))
                         for piece in rest.split(dialect.delimiter) if piece])
-    return Message(command, fixed, fields, sequence, checksum_ok)
+    return _message(command, fixed, fields, sequence, checksum_ok)
 
 
 def _checksum_matches(covered: bytes, received: str, dialect: Dialect) -> bool:
@@ -519,13 +652,31 @@ _ZERO = dt.timedelta(0)
 
 def format_date(when: dt.datetime | None) -> str:
     """`YYYYMMDD    HHMMSS` (local time, four blanks), or `...   ZHHMMSS` for a UTC datetime."""
+    global _last_date
     if when is None:
         return _BLANK_DATE
+    # Every request and every reply carries "now": the text of the last second formatted is kept,
+    # and a datetime in the same second of the same zone gets it back after two comparisons.
+    last = _last_date
+    if last is not None and when.__class__ is dt.datetime and when.tzinfo is last[0].tzinfo \
+            and when.fold == last[0].fold and last[0] <= when < last[1]:
+        return last[2]
     zone = "   Z" if when.tzinfo is not None and when.utcoffset() == _ZERO else "    "
     # Not strftime: "%Y" drops leading zeros of years before 1000 on some platforms. And %-formatting
-    # rather than an f-string of six format specs: this runs for every request, and is faster.
-    return "%04d%02d%02d%s%02d%02d%02d" % (when.year, when.month, when.day, zone, when.hour, when.minute,
+    # rather than an f-string of six format specs: it is faster.
+    text = "%04d%02d%02d%s%02d%02d%02d" % (when.year, when.month, when.day, zone, when.hour, when.minute,
                                            when.second)
+    if when.__class__ is dt.datetime:
+        start = when.replace(microsecond=0)
+        try:
+            _last_date = (start, start + _ONE_SECOND, text)  # one tuple: threads see all of it or none
+        except OverflowError:  # the very last second of year 9999
+            pass
+    return text
+
+
+_last_date: tuple[dt.datetime, dt.datetime, str] | None = None
+_ONE_SECOND = dt.timedelta(seconds=1)
 
 
 _SIP_DATE = re.compile(r"(\d{8})(....)(\d{6})", re.ASCII)
@@ -550,8 +701,12 @@ def parse_date(text: str, tz: dt.tzinfo | None = None) -> dt.datetime | None:
         return None
     found = _SIP_DATE.fullmatch(text) if len(text) == DATE_WIDTH else None
     if found:
+        # Fourteen ASCII digits in fixed places: read them as numbers (strptime, which reads the
+        # same digits the same way, costs five times as much, and a due date is in most replies).
+        day, clock = int(found.group(1)), int(found.group(3))
         try:
-            when = dt.datetime.strptime(found.group(1) + found.group(3), "%Y%m%d%H%M%S")
+            when = dt.datetime(day // 10000, day // 100 % 100, day % 100, clock // 10000, clock // 100 % 100,
+                               clock % 100)
         except ValueError:
             return None
         if found.group(2).strip() == "Z":
