@@ -118,11 +118,26 @@ class Kiosk:
                 device.start(self._inbox.put)
             except DeviceError as exc:
                 log.error("device %s did not start: %s", name, exc)
-        clean = self.store.begin_run(audit=self._outbox_factory is not None)
+        clean = self.store.begin_run(self._boot_id, audit=self._outbox_factory is not None)
         if not clean:
             log.warning("the last run did not stop cleanly (a power cut or a crash): settling what it left")
         self._recover_door_jobs()
+        if self._outbox_factory is not None and self.store.locker_audit_due():
+            self._audit_lockers()
         self._started = True
+
+    def _audit_lockers(self) -> None:
+        """Before the first patron after an unclean stop: the locker audit, if the library
+        answers (otherwise the outbox worker does it as soon as it does)."""
+        worker = self._outbox_factory()
+        try:
+            taken = worker.audit_lockers()
+            if taken:
+                log.warning("locker audit: %d loan(s) of books still in their lockers taken back", taken)
+        except Exception as exc:  # noqa: BLE001 - the library may well be unreachable at boot
+            log.warning("locker audit deferred: %s", exc)
+        finally:
+            worker.close()
 
     def start_background(self, every_s: float = 15.0, sync_every_s: float = 30.0) -> None:
         """Work off the UI thread: the library connection's keep-alive (and, while offline, a
@@ -221,8 +236,7 @@ class Kiosk:
             # Cut off while asking the library for a loan: the door never opened.
             job = s.DoorJob(id=row["id"], kind="loan", slot=row["slot"], item=row["item"], title=row["item"],
                             member_id=row["member_id"], ils_done=True)
-            self.store.cancel_door_job(job.id, "interrupted while asking the library", self.clock.now())
-            self._undo_checkout(job)
+            self._call_off(job, "interrupted while asking the library")
         for row in self.store.pending_door_jobs():
             item = self.store.item(row["item"])
             job = s.DoorJob(
@@ -237,8 +251,7 @@ class Kiosk:
                 self._record(job)
                 self._alarm("recovered-door-job", job.slot)
             else:
-                self.store.cancel_door_job(job.id, "interrupted before the door opened", self.clock.now())
-                self._undo_checkout(job)
+                self._call_off(job, "interrupted before the door opened")
 
     # -- events in
 
@@ -354,8 +367,7 @@ class Kiosk:
                 store.begin_door_job(effect.job, self.clock.now())
             except StoreError as exc:
                 log.error("door job not committed, door stays locked: %s", exc)
-                self._guarded(lambda: store.cancel_door_job(effect.job.id, "not committed", self.clock.now()))
-                self._undo_checkout(effect.job)
+                self._call_off(effect.job, "not committed")
                 return s.Refused(refusal=refusal(Reason.STORE_FAULT), at=at)
             return s.DoorJobCommitted(job=effect.job, at=at)
         if isinstance(effect, s.Unlock):
@@ -373,8 +385,7 @@ class Kiosk:
             self._check_occupancy(effect.job)
             return s.Recorded(job=effect.job, at=at)
         if isinstance(effect, s.CancelDoorJob):
-            self._guarded(lambda: store.cancel_door_job(effect.job.id, effect.reason, self.clock.now()))
-            self._undo_checkout(effect.job)
+            self._call_off(effect.job, effect.reason)
             return None
         if isinstance(effect, s.Renew):
             answer = lib.renew(effect.member_id, effect.item)
@@ -408,9 +419,7 @@ class Kiosk:
             answer = self.library.check_out(effect.member_id, effect.item)
         except OutcomeUnknown:
             # The library may have lent it, but the door stays shut: take it back (or queue that).
-            self._guarded(lambda: self.store.cancel_door_job(job.id, "no answer from the library",
-                                                             self.clock.now()))
-            self._undo_checkout(job)
+            self._call_off(job, "no answer from the library")
             raise
         except Exception:
             self._guarded(lambda: self.store.cancel_door_job(job.id, "library unavailable", self.clock.now()))
@@ -419,6 +428,13 @@ class Kiosk:
             self._guarded(lambda: self.store.cancel_door_job(job.id, "refused", self.clock.now()))
             return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
         return s.DoorJobReady(job=dataclasses.replace(job, due=answer.due, ils_done=answer.committed), at=at)
+
+    def _call_off(self, job: s.DoorJob, reason: str) -> None:
+        """A door job that will not happen. What the library recorded for it is taken back (or
+        that is queued) first, and only then is the job closed: a power cut in between leaves
+        the job open, and the next start calls it off again (the take-back asks 17 first)."""
+        self._undo_checkout(job)
+        self._guarded(lambda: self.store.cancel_door_job(job.id, reason, self.clock.now()))
 
     def _undo_checkout(self, job: s.DoorJob) -> None:
         """The door of a loan the library already recorded never opened: take the loan back."""
@@ -469,8 +485,7 @@ class Kiosk:
             log.error("locker %d did not unlock: %s", slot, exc)
             job = self.state.job
             if job is not None:
-                self._guarded(lambda: self.store.cancel_door_job(job.id, "unlock failed", self.clock.now()))
-                self._undo_checkout(job)
+                self._call_off(job, "unlock failed")
             self._alarm("lock-fault", slot)
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=slot), at=at)
         self._signal("unlock")
@@ -493,8 +508,7 @@ class Kiosk:
         """The lock of the open job did not release: nothing has moved. End the job now, as a
         failed unlock does, instead of keeping the patron waiting for the door timeout."""
         self._lock(job.slot)
-        self._guarded(lambda: self.store.cancel_door_job(job.id, "lock jammed", self.clock.now()))
-        self._undo_checkout(job)
+        self._call_off(job, "lock jammed")
         self._signal("error")
         self.feed(s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=job.slot), at=at))
 
@@ -518,17 +532,22 @@ class Kiosk:
     def _record(self, job: s.DoorJob) -> bool:
         stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
         try:
+            # The checkin goes out at once unless an earlier event of the book (its loan made
+            # offline, say) is still on its way: it must not overtake that; the worker sends both.
+            send_now = job.kind == "return" and not self.store.waiting_events(job.item)
             if job.kind == "loan":
                 self.store.record_loan(job, stamp)
             else:
-                event_id = self.store.record_return(job, stamp, claim=sender_id(self._boot_id))
+                event_id = self.store.record_return(job, stamp, claim=sender_id(self._boot_id) if send_now else None)
         except StoreError as exc:
             # The door job stays pending on disk: staff and the next start can still settle it.
             log.error("the %s in locker %d was not recorded: %s", job.kind, job.slot, exc)
             return False
         log.info("recorded %s of %s in locker %d", job.kind, job.item, job.slot)
-        if job.kind == "return":
+        if job.kind == "return" and send_now:
             self._check_in(job, event_id, stamp.wall)
+        elif job.kind == "return" or not job.ils_done:
+            self._sync_wake.set()  # queued for the library: the worker need not wait its turn
         return True
 
     def _check_in(self, job: s.DoorJob, event_id: str, returned_at: dt.datetime) -> None:
@@ -629,8 +648,7 @@ class Kiosk:
         job = self.state.job
         if job is not None and self.state.door in ("unlocking", "unlocked"):
             self._lock(job.slot)
-            self._guarded(lambda: self.store.cancel_door_job(job.id, "internal error", self.clock.now()))
-            self._undo_checkout(job)
+            self._call_off(job, "internal error")
         elif job is not None and self.state.door in ("open", "recording"):
             # The door opened: the book moved. Record it as a restart would, and tell staff.
             self._lock(job.slot)

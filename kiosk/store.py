@@ -552,8 +552,14 @@ class Store:
 
     def next_event(self, now: dt.datetime, live: Callable[[str], bool], *,
                    longest_wait_s: float = 86400.0) -> dict | None:
-        """The next event to deliver: the oldest unsettled one of its item (events of one item go
-        in order; a dead letter holds back the rest), due now, not in a live sender's hands.
+        events = self.next_events(now, live, count=1, longest_wait_s=longest_wait_s)
+        return events[0] if events else None
+
+    def next_events(self, now: dt.datetime, live: Callable[[str], bool], *, count: int,
+                    longest_wait_s: float = 86400.0) -> list[dict]:
+        """The next events to deliver, at most `count`, oldest first: for each item only its
+        oldest unsettled event (events of one item go in order; a dead letter holds back the
+        rest), due now, not in a live sender's hands. So no two of them are of the same item.
 
         A wait longer than `longest_wait_s` from now can only come from a clock that has since
         jumped back (a Pi that booted with a wrong date, then synchronised): it is due now."""
@@ -564,22 +570,55 @@ class Store:
             f"AND p.state NOT IN {_SETTLED}) ORDER BY seq",
             [now.isoformat(), (now + dt.timedelta(seconds=longest_wait_s)).isoformat()],
         )
+        events = []
         for row in rows:
             if row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"]):
                 continue
-            return row
-        return None
+            events.append(row)
+            if len(events) >= count:
+                break
+        return events
 
     def claim(self, seq: int, claim: str, at: dt.datetime) -> str:
         """Take an event for sending; returns the state it had ("inflight" then means its last
         sender died mid-send, which is as good as "unknown")."""
+        return self.claim_many([seq], claim, at)[seq]
+
+    def claim_many(self, seqs: list[int], claim: str, at: dt.datetime) -> dict[int, str]:
+        """Take events for sending in one durable commit (the worker claims a batch); returns
+        the state each had."""
         with self.transaction() as db:
-            before = db.execute("SELECT state FROM outbox WHERE seq = ?", [seq]).fetchone()[0]
+            marks = ",".join("?" * len(seqs))
+            before = dict(db.execute(f"SELECT seq, state FROM outbox WHERE seq IN ({marks})", seqs).fetchall())
             db.execute(
                 "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
-                f"next_attempt_at = NULL WHERE seq = ? AND state IN {_UNSETTLED}", [claim, seq],
+                f"next_attempt_at = NULL WHERE seq IN ({marks}) AND state IN {_UNSETTLED}", [claim, *seqs],
             )
         return before
+
+    def unclaim(self, before: dict[int, str]) -> None:
+        """Claimed events that were not sent after all go back to the state they had."""
+        with self.transaction(durable=False) as db:  # lost, they are in flight under a dead sender
+            for seq, state in before.items():
+                db.execute("UPDATE outbox SET state = ?, claimed_by = NULL, attempts = attempts - 1 "
+                           "WHERE seq = ? AND state = 'inflight'", [state, seq])
+
+    def mark_delivered_many(self, event_ids: list[str], at: dt.datetime) -> None:
+        """Several events the library has, in one commit (not durable: see mark_delivered)."""
+        if not event_ids:
+            return
+        with self.transaction(durable=False) as db:
+            for event_id in event_ids:
+                cursor = db.execute(
+                    "UPDATE outbox SET state = 'delivered', delivered_at = ?, "
+                    f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id])
+                if cursor.rowcount and not self.keep_member_numbers:
+                    self._scrub(db, event_id)
+
+    def waiting_events(self, item: str) -> int:
+        """How many events of this item are on their way to the library, or dead letters."""
+        return self.db.execute(f"SELECT COUNT(*) FROM outbox WHERE item = ? AND state NOT IN {_SETTLED}",
+                               [item]).fetchone()[0]
 
     def mark_unknown_event(self, event_id: str, reason: str, at: dt.datetime) -> None:
         seq = self.db.execute("SELECT seq FROM outbox WHERE event_id = ?", [event_id]).fetchone()
@@ -765,14 +804,17 @@ class Store:
         row = self.db.execute("SELECT value FROM kiosk_state WHERE key = ?", [key]).fetchone()
         return row[0] if row else None
 
-    def begin_run(self, *, audit: bool) -> bool:
+    def begin_run(self, boot: str, *, audit: bool) -> bool:
         """The kiosk starts. Returns whether the last run stopped cleanly (a first run counts
-        as clean). After an unclean stop, with `audit`, the locker audit becomes due: a power cut
-        may have undone the record of a loan the library made for a book that never left."""
+        as clean). After an unclean stop in an earlier boot (a power cut: a crash of the process
+        alone loses no write), with `audit`, the locker audit becomes due: the power cut may have
+        undone the note of a loan the library made for a book that never left its locker."""
         with self.transaction() as db:
             clean = self._state("stopped_cleanly") in (None, "1")
+            same_boot = self._state("boot_id") == boot
             db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('stopped_cleanly', '0')")
-            if audit and not clean:
+            db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('boot_id', ?)", [boot])
+            if audit and not clean and not same_boot:
                 db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('locker_audit', 'due')")
         return clean
 

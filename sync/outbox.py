@@ -57,7 +57,8 @@ class OutboxWorker:
 
     def __init__(self, store: Store, client: Client, clock: Clock, *, backoff_initial_s: float = 5.0,
                  backoff_max_s: float = 600.0, rng: random.Random | None = None, boot: str | None = None,
-                 retention: Any = None, owns: bool = False, purge_every_s: float = 3600.0) -> None:
+                 retention: Any = None, owns: bool = False, purge_every_s: float = 3600.0,
+                 batch: int = 32) -> None:
         self._store = store
         self._client = client
         self._clock = clock
@@ -70,6 +71,9 @@ class OutboxWorker:
         self._owns = owns  # close the store and the client with the worker
         self._purge_every_s = purge_every_s
         self._purged_at: float | None = None
+        # Events claimed together, in one durable commit: a crash then leaves them all in flight
+        # under a dead sender, and each is settled with 17 as after any crash.
+        self._batch = max(1, batch)
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self._store.path} via {self._client!r}>"
@@ -110,37 +114,51 @@ class OutboxWorker:
         done = 0
         while limit is None or done < limit:
             now = self._clock.now()
-            event = self._store.next_event(now, lambda claim: sender_alive(claim, self._boot),
-                                           longest_wait_s=2 * self._backoff[1] + UNKNOWN_SETTLE_S)
-            if event is None:
+            count = self._batch if limit is None else min(self._batch, limit - done)
+            events = self._store.next_events(now, lambda claim: sender_alive(claim, self._boot), count=count,
+                                             longest_wait_s=2 * self._backoff[1] + UNKNOWN_SETTLE_S)
+            if not events:
                 return report
-            before = self._store.claim(event["seq"], self._me, now)
-            unsure = before in ("unknown", "inflight")
-            done += 1
-            try:
-                verdict, reason = self._deliver(event, unsure)
-            except OutcomeUnknown as exc:
-                self._store.mark_unknown(event["seq"], str(exc), self._clock.now())
-                report.unknown += 1
-                report.stopped = "the library did not answer"
+            done += len(events)
+            if not self._deliver_batch(events, now, report):
                 return report
-            except Sip2Error as exc:  # unreachable, login refused, backing off: nothing was sent
-                self._defer(event, "unknown" if unsure else "pending", str(exc))
-                report.deferred += 1
-                report.stopped = f"the library is unavailable ({exc})"
-                return report
-            self._failures = 0
-            at = self._clock.now()
-            if verdict == "delivered":
-                self._store.mark_delivered(event["event_id"], at)
-                report.delivered += 1
-            else:
-                self._store.mark_dead(event["event_id"], reason, at)
-                report.dead += 1
-                report.dead_letters.append(event["event_id"])
-                log.warning("outbox event %s (%s) is a dead letter: %s", event["seq"], event["kind"], reason)
         report.stopped = f"limit of {limit} reached"
         return report
+
+    def _deliver_batch(self, events: list[dict], now: dt.datetime, report: DrainReport) -> bool:
+        """Claim a batch (of distinct items) in one durable commit, send its events one by one,
+        and mark what was delivered in one commit. False when the drain must stop."""
+        before = self._store.claim_many([e["seq"] for e in events], self._me, now)
+        delivered: list[str] = []
+        try:
+            for n, event in enumerate(events):
+                unsure = before[event["seq"]] in ("unknown", "inflight")
+                try:
+                    verdict, reason = self._deliver(event, unsure)
+                except OutcomeUnknown as exc:
+                    self._store.mark_unknown(event["seq"], str(exc), self._clock.now())
+                    report.unknown += 1
+                    report.stopped = "the library did not answer"
+                    self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
+                    return False
+                except Sip2Error as exc:  # unreachable, login refused, backing off: nothing was sent
+                    self._defer(event, "unknown" if unsure else "pending", str(exc))
+                    report.deferred += 1
+                    report.stopped = f"the library is unavailable ({exc})"
+                    self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
+                    return False
+                self._failures = 0
+                if verdict == "delivered":
+                    delivered.append(event["event_id"])
+                    report.delivered += 1
+                else:
+                    self._store.mark_dead(event["event_id"], reason, self._clock.now())
+                    report.dead += 1
+                    report.dead_letters.append(event["event_id"])
+                    log.warning("outbox event %s (%s) is a dead letter: %s", event["seq"], event["kind"], reason)
+        finally:
+            self._store.mark_delivered_many(delivered, self._clock.now())
+        return True
 
     def audit_lockers(self) -> int:
         """After an unclean stop: every book in a locker is asked about (17), and one the library
@@ -160,6 +178,15 @@ class OutboxWorker:
             taken += result.ok
         self._store.locker_audit_done()
         return taken
+
+    def _hold_for_staff(self, item: str, slot: int | None, note: str) -> None:
+        """A replayed return the library flags (held for another member, in transit): its locker
+        goes to staff, as it would have online; the book is not lent from here."""
+        if slot is None or self._store.slot_of(item) != slot:
+            return
+        now = self._clock.now()
+        self._store.hold_for_staff(slot, note, now)
+        self._store.record_alarm("return-alert", slot, now)
 
     def _defer(self, event: dict, state: str, reason: str) -> None:
         self._failures += 1
@@ -199,6 +226,8 @@ class OutboxWorker:
                 return "delivered", "the library shows it returned already"
             when = _when(payload.get("return_date") or payload.get("transaction_date"), self._clock)
             result = self._client.checkin(item, no_block=True, transaction_date=when, return_date=when)
+            if result.ok and result.alert and not payload.get("undo"):
+                self._hold_for_staff(item, payload.get("slot"), " ".join(result.screen_messages) or "alert")
             if result.ok:
                 return "delivered", ""
             return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
