@@ -60,11 +60,13 @@ class Behaviour:
             problems.append(f"checked_in_ok must be True or False, not {self.checked_in_ok!r}")
         if problems:
             raise ValueError("; ".join(problems))
+        # Looked up once, not per request (a private attribute: not a field, not compared).
+        object.__setattr__(self, "_dialect", _dialect(self.encoding, self.terminator, self.checksum))
 
     @property
     def dialect(self) -> Dialect:
         """The codec dialect this behaviour speaks (both for reading requests and writing replies)."""
-        return _dialect(self.encoding, self.terminator, self.checksum)
+        return self._dialect  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=64)

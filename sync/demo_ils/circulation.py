@@ -127,6 +127,8 @@ class Circulation:
     def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
+        self._rows = conn.cursor()  # rows read by position, without the connection's row factory
+        self._rows.row_factory = None
         self._handlers: dict[str, Callable[[Message, Behaviour, Session], Message]] = {
             "93": self._login, "99": self._sc_status, "23": self._patron_status,
             "63": self._patron_information, "11": self._checkout, "09": self._checkin,
@@ -415,7 +417,7 @@ class Circulation:
 
     def _item_information(self, request: Message, behaviour: Behaviour, session: Session) -> Message:
         now = self._now()
-        standing = db.item_standing(self._conn, request.get("AB"))
+        standing = db.item_standing(self._rows, request.get("AB"))
         if standing is None:
             return make("18", [("AO", session.institution), ("AB", request.get("AB")), ("AJ", ""),
                                ("AF", UNKNOWN_ITEM)],

@@ -16,6 +16,7 @@ Times are stored as ISO 8601 text with their UTC offset; dates as YYYY-MM-DD.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -352,23 +353,39 @@ def find_item(conn: sqlite3.Connection, item: str) -> Item | None:
     return Item(*row) if row else None
 
 
-def item_standing(conn: sqlite3.Connection, item: str) -> tuple[Item, dt.datetime | None, int, str | None] | None:
+def item_standing(conn: sqlite3.Connection | sqlite3.Cursor,
+                  item: str) -> tuple[Item, dt.datetime | None, int, str | None] | None:
     """For a 17: the item, its loan's due date (None when not on loan), the length of its hold
-    queue and the pickup library of its first hold in transit; None for an unknown item.
+    queue and, when the item is in transit, the pickup library of its first hold in transit (else
+    None); None for an unknown item.
 
     One statement, so one consistent snapshot without an explicit transaction (a 17 is the
-    kiosk's most frequent request and writes nothing).
+    kiosk's most frequent request and writes nothing). `conn` may be a cursor of the connection
+    (one without a row factory is cheapest: the row is read by position).
     """
-    row = conn.execute(
-        "SELECT i.item, i.title, i.author, i.status, i.location, i.library, l.due,"
-        " (SELECT count(*) FROM holds h WHERE h.item = i.item),"
-        " (SELECT h.pickup_library FROM holds h WHERE h.item = i.item AND h.state = 'in_transit'"
-        "  ORDER BY h.placed_at, h.id LIMIT 1)"
-        " FROM items i LEFT JOIN loans l ON l.item = i.item WHERE i.item = ?", (item.strip(),)).fetchone()
+    row = conn.execute(_ITEM_STANDING, (item.strip(),)).fetchone()
     if row is None:
         return None
     due = dt.datetime.fromisoformat(row[6]) if row[6] is not None else None
-    return Item(*row[:6]), due, row[7], row[8]
+    return _item(row), due, row[7], row[8]
+
+
+# The in-transit lookup sorts: CASE runs it only for an item in transit, the one case it answers.
+_ITEM_STANDING = (
+    "SELECT i.item, i.title, i.author, i.status, i.location, i.library, l.due,"
+    " (SELECT count(*) FROM holds h WHERE h.item = i.item),"
+    " CASE WHEN i.status = 'in_transit' THEN"
+    "  (SELECT h.pickup_library FROM holds h WHERE h.item = i.item AND h.state = 'in_transit'"
+    "   ORDER BY h.placed_at, h.id LIMIT 1) END"
+    " FROM items i LEFT JOIN loans l ON l.item = i.item WHERE i.item = ?")
+_ITEM_FIELDS = tuple(field.name for field in dataclasses.fields(Item))
+
+
+def _item(row: sqlite3.Row | tuple) -> Item:
+    """Item(*row[:6]) without the frozen dataclass __init__ (a 17 reads one per request)."""
+    record = object.__new__(Item)
+    record.__dict__.update(zip(_ITEM_FIELDS, row))
+    return record
 
 
 def _loan(row: sqlite3.Row) -> Loan:

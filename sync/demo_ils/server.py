@@ -254,9 +254,10 @@ class DemoIls:
             return False
         if faults.delay_s and (conn.closed.wait(faults.delay_s) or self._stopping.is_set()):
             return False
-        if faults.take("garbage"):
+        # One-shot faults: a plain read first, and the locked take() only when one is armed.
+        if faults.garbage and faults.take("garbage"):
             reply = GARBAGE
-        elif _has_checksum(reply) and faults.take("corrupt_checksum"):
+        elif faults.corrupt_checksum and _has_checksum(reply) and faults.take("corrupt_checksum"):
             reply = _corrupt(reply)
         return self._write(conn, reply)
 
@@ -295,8 +296,9 @@ class DemoIls:
 
     def _write(self, conn: _Connection, data: bytes) -> bool:
         """Send a reply the way the faults say; False when the connection is to close."""
-        drop = self.faults.take("drop_after")
-        piece = self.faults.split_writes
+        faults = self.faults
+        drop = faults.take("drop_after") if faults.drop_after is not None else None
+        piece = faults.split_writes
         if drop is not None:
             data = data[:drop]
         try:

@@ -196,8 +196,15 @@ def make(name: str, fields: Iterable[tuple[str, str | None]] | Mapping[str, str 
         if width is None:
             raise EncodeError(f"{spec.name} has no fixed field {key!r}")
         # Text, the common case, goes as it is (encode checks its width); the rest is converted.
-        values[key] = value if value.__class__ is str else _fixed_text(value, width)
-    pairs = fields.items() if isinstance(fields, Mapping) else fields
+        if value.__class__ is str:
+            values[key] = value
+        elif value.__class__ is dt.datetime:
+            values[key] = format_date(value)
+        else:
+            values[key] = _fixed_text(value, width)
+    # A list or a tuple, the common case, without the (slow) abstract Mapping check.
+    pairs = fields if fields.__class__ is list or fields.__class__ is tuple or not isinstance(fields, Mapping) \
+        else fields.items()
     try:
         variable = tuple([(k, v) for k, v in pairs if v is not None])
     except (TypeError, ValueError):
