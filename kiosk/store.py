@@ -155,6 +155,8 @@ def _offline_v4(db: sqlite_utils.Database) -> None:
     db["loans"].add_column("member_key", str)
     db["loans"].create_index(["member_key"])
     db["outbox"].create_index(["item", "seq"])
+    # The worker walks the open events in order; delivered ones pile up until retention.
+    db.execute(f"CREATE INDEX outbox_open ON outbox(seq) WHERE state IN {_OPEN}")
     db["member_cache"].drop()
     db["member_cache"].create(
         {"member_key": str, "verdict": str, "expires": str, "loans_here": int, "loans_network": int,
@@ -178,6 +180,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 # "resolved" (staff settled a dead letter by hand; it no longer holds back its item).
 _UNSETTLED = "('pending', 'inflight', 'unknown')"
 _SETTLED = "('delivered', 'resolved')"
+_OPEN = "('pending', 'inflight', 'unknown', 'dead')"  # what the worker walks: not settled
 UNKNOWN_SETTLE_S = 60.0  # how long an unanswered request is given to land before it is reconciled
 
 
@@ -557,24 +560,35 @@ class Store:
 
     def next_events(self, now: dt.datetime, live: Callable[[str], bool], *, count: int,
                     longest_wait_s: float = 86400.0) -> list[dict]:
-        """The next events to deliver, at most `count`, oldest first: for each item only its
-        oldest unsettled event (events of one item go in order; a dead letter holds back the
-        rest), due now, not in a live sender's hands. So no two of them are of the same item.
+        """The next events to deliver, at most `count`: a run of the queue in the order the
+        events happened, each due now and not in a live sender's hands, no two of one item.
+
+        Events of one item go in order, and an event that cannot go now (a dead letter, one
+        waiting out a back-off or its settling time, one a live sender holds) holds back the later
+        events of its item only. The run stops before a second event of an item already in it:
+        events of different items keep their order too, since a patron's return and next loan
+        may depend on it at the library (its loan limits).
 
         A wait longer than `longest_wait_s` from now can only come from a clock that has since
         jumped back (a Pi that booted with a wrong date, then synchronised): it is due now."""
-        rows = self.db.query(
-            f"SELECT * FROM outbox o WHERE state IN {_UNSETTLED} "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= ? OR next_attempt_at > ?) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.item = o.item AND p.seq < o.seq "
-            f"AND p.state NOT IN {_SETTLED}) ORDER BY seq",
-            [now.isoformat(), (now + dt.timedelta(seconds=longest_wait_s)).isoformat()],
-        )
-        events = []
+        due_by, latest = now.isoformat(), (now + dt.timedelta(seconds=longest_wait_s)).isoformat()
+        rows = self.db.query(f"SELECT * FROM outbox INDEXED BY outbox_open WHERE state IN {_OPEN} ORDER BY seq")
+        events: list[dict] = []
+        taken: set[str] = set()
+        held: set[str] = set()
         for row in rows:
-            if row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"]):
+            item = row["item"]
+            if item in taken:
+                break
+            if item in held:
+                continue
+            waiting = row["next_attempt_at"] is not None and due_by < row["next_attempt_at"] <= latest
+            busy = row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"])
+            if row["state"] == "dead" or waiting or busy:
+                held.add(item)
                 continue
             events.append(row)
+            taken.add(item)
             if len(events) >= count:
                 break
         return events

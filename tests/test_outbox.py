@@ -201,3 +201,35 @@ def test_a_clock_that_jumped_back_does_not_strand_the_queue(worker, store, ils, 
     store.db.conn.commit()
     worker._client.next_attempt_at = None
     assert worker.drain().delivered == 1
+
+
+def test_a_weeks_backlog_where_the_library_refuses_some_replays(worker, store, ils, clock):
+    from sync.demo_ils import Behaviour
+    from steps import queue_loan, queue_return
+
+    ils.behaviour = Behaviour(no_block="ignored")  # Evergreen, FOLIO: blocks apply to replays too
+    fined = "11110100000002"  # blocked for unpaid fines at the library
+    good = [f"EM{day + 1:010d}" for day in range(7)]
+    refused = [f"EM{day + 8:010d}" for day in range(7)]
+    for day in range(7):  # a week offline: each day a loan each, and yesterday's book back
+        queue_loan(store, clock, good[day], MEMBER, slot=day + 1)
+        queue_loan(store, clock, refused[day], fined, slot=day + 8)
+        clock.advance(12 * 3600)
+        if day:
+            queue_return(store, clock, good[day - 1], slot=day)
+        if day % 2:
+            queue_return(store, clock, refused[day], slot=day + 8)
+        clock.advance(12 * 3600)
+    report = worker.drain()
+    assert report.delivered == 7 + 6  # member 1's loans and returns
+    assert report.dead == 7  # every loan to the blocked member: refused at replay, for staff
+    dead = store.outbox("dead")
+    assert {e["item"] for e in dead} == set(refused)
+    assert all(e["last_error"].split(" ", 1)[1].startswith("refused at replay") for e in dead)
+    # the returns of refused loans wait behind their dead letters, in order
+    assert sorted(e["item"] for e in store.outbox("pending")) == [refused[d] for d in (1, 3, 5)]
+    loans = ils_loans(ils)
+    assert {item for item, loan in loans.items() if loan["patron"] == MEMBER} == {good[6]}
+    assert not set(refused) & set(loans) and loans[good[6]]["renewals"] == 0
+    checkout = next(e for e in ils_log(ils, good[0]) if e["action"] == "checkout")
+    assert checkout["transaction_date"].startswith("2026-11-02")  # a week ago, as it happened
