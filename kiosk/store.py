@@ -50,14 +50,15 @@ class Stamp:
     boot_id: str
 
 
-def sender_id(boot: str) -> str:
-    """Who is sending an outbox event: this boot and this process."""
-    return f"{boot}:{os.getpid()}"
+def sender_id(boot: str, sender: str = "") -> str:
+    """Who is sending an outbox event: this boot, this process, and which sender in it."""
+    return f"{boot}:{os.getpid()}" + (f":{sender}" if sender else "")
 
 
 def sender_alive(claim: str, boot: str) -> bool:
     """Whether the sender that claimed an event is still running (same boot, process alive)."""
-    claimed_boot, _, pid = claim.rpartition(":")
+    claimed_boot, _, pid = claim.partition(":")
+    pid = pid.partition(":")[0]
     if claimed_boot != boot or not pid.isdigit():
         return False
     try:
@@ -596,18 +597,33 @@ class Store:
     def claim(self, seq: int, claim: str, at: dt.datetime) -> str:
         """Take an event for sending; returns the state it had ("inflight" then means its last
         sender died mid-send, which is as good as "unknown")."""
-        return self.claim_many([seq], claim, at)[seq]
+        return self.claim_many([seq], claim, at, lambda other: False).get(seq, "inflight")
 
-    def claim_many(self, seqs: list[int], claim: str, at: dt.datetime) -> dict[int, str]:
+    def claim_many(self, seqs: list[int], claim: str, at: dt.datetime,
+                   live: Callable[[str], bool]) -> dict[int, str]:
         """Take events for sending in one durable commit (the worker claims a batch); returns
-        the state each had."""
-        with self.transaction() as db:
-            marks = ",".join("?" * len(seqs))
-            before = dict(db.execute(f"SELECT seq, state FROM outbox WHERE seq IN ({marks})", seqs).fetchall())
-            db.execute(
-                "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
-                f"next_attempt_at = NULL WHERE seq IN ({marks}) AND state IN {_UNSETTLED}", [claim, *seqs],
-            )
+        the state each had. An event another live sender claimed since it was chosen is left
+        to that sender (two senders never send one event): it is not in the answer."""
+        marks = ",".join("?" * len(seqs))
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: nobody claims in between
+            try:
+                rows = conn.execute(f"SELECT seq, state, claimed_by FROM outbox WHERE seq IN ({marks}) "
+                                    f"AND state IN {_UNSETTLED}", seqs).fetchall()
+                before = {seq: state for seq, state, by in rows
+                          if not (state == "inflight" and by and by != claim and live(by))}
+                if before:
+                    conn.execute(
+                        "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
+                        f"next_attempt_at = NULL WHERE seq IN ({','.join('?' * len(before))})",
+                        [claim, *before])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
         return before
 
     def unclaim(self, before: dict[int, str]) -> None:

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +66,7 @@ class OutboxWorker:
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._rng = rng or random.Random()
         self._boot = boot if boot is not None else boot_id()
-        self._me = sender_id(self._boot)
+        self._me = sender_id(self._boot, uuid.uuid4().hex[:8])  # this worker, not just this process
         self._failures = 0
         self._retention = retention  # the config's [offline] section (retention days), or None
         self._owns = owns  # close the store and the client with the worker
@@ -128,7 +129,9 @@ class OutboxWorker:
     def _deliver_batch(self, events: list[dict], now: dt.datetime, report: DrainReport) -> bool:
         """Claim a batch (of distinct items) in one durable commit, send its events one by one,
         and mark what was delivered in one commit. False when the drain must stop."""
-        before = self._store.claim_many([e["seq"] for e in events], self._me, now)
+        before = self._store.claim_many([e["seq"] for e in events], self._me, now,
+                                        lambda claim: sender_alive(claim, self._boot))
+        events = [e for e in events if e["seq"] in before]  # the rest: another sender has them
         delivered: list[str] = []
         try:
             for n, event in enumerate(events):

@@ -233,3 +233,14 @@ def test_a_weeks_backlog_where_the_library_refuses_some_replays(worker, store, i
     assert not set(refused) & set(loans) and loans[good[6]]["renewals"] == 0
     checkout = next(e for e in ils_log(ils, good[0]) if e["action"] == "checkout")
     assert checkout["transaction_date"].startswith("2026-11-02")  # a week ago, as it happened
+
+
+def test_two_senders_never_claim_one_event(store, clock, tmp_path):
+    offline_loan(store, clock)
+    [event] = store.next_events(clock.now(), lambda claim: False, count=8)  # both senders see it
+    with Store(store.path) as other:  # a second sender with its own connection (sync beside the worker)
+        assert other.claim_many([event["seq"]], sender_id(BOOT, "b"), clock.now(), lambda c: True) == {
+            event["seq"]: "pending"}
+    assert store.claim_many([event["seq"]], sender_id(BOOT, "a"), clock.now(), lambda c: True) == {}
+    [row] = store.outbox()
+    assert row["claimed_by"] == sender_id(BOOT, "b") and row["attempts"] == 1
