@@ -17,7 +17,6 @@ KIOSK_MODEL_EXAMPLES (default 25) and KIOSK_MODEL_STEPS (default 20) make longer
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,6 @@ import uuid
 import weakref
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -35,9 +33,8 @@ from kiosk import demo
 from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
 from kiosk.clock import FakeClock
 from kiosk.config import Config, LibrarySection, Sip2Section
-from steps import login, open_and_close
+from steps import login
 from sync.demo_ils import Behaviour, DemoIls, loans_report, seed_demo
-from sync.outbox import OutboxWorker
 from sync.sip2.client import Client, Sip2Unavailable
 from sync_checks import all_problems, kiosk_open_loans, renewal_problems, scratch_folder
 
@@ -51,25 +48,6 @@ CARRIED_IN = {demo.accession(25): demo.MEMBERS[2].member_id, demo.accession(27):
 # The SIP2 client's requests, by the command each sends.
 REQUESTS = {"checkout": "11", "checkin": "09", "item_information": "17", "patron_information": "63",
             "patron_status": "23", "renew": "29", "end_session": "35", "sc_status": "99"}
-
-
-# What the kiosk does not survive yet (each has an xfail test below that shows it): the model
-# leaves these cases out, so that it keeps guarding everything else. Remove an entry when its
-# bug is fixed (and the xfail marker of its test).
-KNOWN_BUGS: frozenset[str] = frozenset()
-
-
-def _known_bug_window(known: frozenset[str]) -> bool:
-    """Whether a request is part of a known-bug window: a take-back of a loan whose door never
-    opened (the door job is cancelled on disk before the ILS has taken the loan back)."""
-    if "take-back" not in known:
-        return False
-    frame = sys._getframe(2)
-    while frame is not None:
-        if frame.f_code.co_name == "_undo_checkout":
-            return True
-        frame = frame.f_back
-    return False
 
 
 class PowerCut(BaseException):
@@ -128,7 +106,6 @@ class KioskLife(RuleBasedStateMachine):
         )
         self.sip2 = sip2_settings(self.config, host=self.ils.address[0], port=self.ils.address[1],
                                   password=DEMO_SIP_PASSWORD)
-        self.known_bugs = KNOWN_BUGS
         self.statistics = True  # record Hypothesis events (not outside a Hypothesis test)
         self.in_hand: dict[str, str] = dict(CARRIED_IN)  # books out of the lockers → who has them
         self.lent_elsewhere = set(CARRIED_IN)  # carried books the kiosk did not lend
@@ -153,7 +130,7 @@ class KioskLife(RuleBasedStateMachine):
         def request(client, *args, **kwargs):
             self._clients.add(client)
             armed = self.cut_at
-            if armed is not None and command == armed[0] and not _known_bug_window(self.known_bugs):
+            if armed is not None and command == armed[0]:
                 self.cut_at = None
                 if armed[1]:
                     real(client, *args, **kwargs)  # it went out, and the ILS acted on it
@@ -177,10 +154,7 @@ class KioskLife(RuleBasedStateMachine):
         disk, the run is not marked as stopped cleanly); its files and sockets are let go, as the
         kernel would."""
         k, self.kiosk = self.kiosk, None
-        if hasattr(k, "power_cut"):
-            k.power_cut()
-        else:
-            k.close()
+        k.power_cut()
         for client in list(self._clients):
             client.close()  # the kernel closes a dead process's sockets
         self._quiesce()
@@ -225,19 +199,10 @@ class KioskLife(RuleBasedStateMachine):
             return None
         return k.state.job.slot
 
-    def _returnable(self) -> list[str]:
-        books = sorted(self.in_hand)
-        if "return-overtakes-queue" in self.known_bugs and not (self.ils.faults.down or self.ils.faults.silent):
-            queued = {e["item"] for e in self.kiosk.store.outbox() if e["state"] in ("pending", "inflight", "unknown")}
-            books = [b for b in books if b not in queued]
-        return books
-
     def _to_the_return_door(self, pick: int) -> tuple[str, int] | None:
         k = self.kiosk
         self._idle()
-        books = self._returnable()
-        if not books:
-            return None
+        books = sorted(self.in_hand)
         item = books[pick % len(books)]
         k.tap("return")
         k.devices.scanner.show(item)
@@ -356,12 +321,7 @@ class KioskLife(RuleBasedStateMachine):
         self._survive(self._drain)
 
     def _drain(self) -> None:
-        k = self.kiosk
-        if hasattr(k, "sync_now"):
-            k.sync_now()
-            return
-        OutboxWorker(k.store, getattr(k.library, "online_library", k.library).client, self.clock,
-                     backoff_initial_s=5, backoff_max_s=60, rng=random.Random(0), boot=self.boot).drain()
+        self.kiosk.sync_now()  # the outbox worker, in this thread, until nothing more can be sent
 
     # -- invariants
 
@@ -452,10 +412,8 @@ class TestKioskLife(KioskLife.TestCase):
 
 
 def replay(*steps: tuple[str, dict]) -> None:
-    """Run one life of the model step by step, with every case in (none left out as known), and
-    check the invariants after each step and at the end."""
+    """One life of the model, step by step: the invariants after each step and at the end."""
     machine = KioskLife()
-    machine.known_bugs = frozenset()
     machine.statistics = False
     try:
         for name, arguments in steps:
@@ -469,7 +427,7 @@ def replay(*steps: tuple[str, dict]) -> None:
             _restore_boot_id()
 
 
-def test_a_loan_whose_take_back_was_cut_short_is_taken_back_by_the_locker_audit():
+def test_a_loan_whose_take_back_was_cut_short_is_taken_back_after_the_restart():
     replay(("power_cut_at_the_next_request", {"command": "09", "after_sending": False}),
            ("walk_away_from_an_unlocked_door", {"patron": PATRONS[0].member_id, "pick": 0}))
 
