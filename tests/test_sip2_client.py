@@ -295,6 +295,32 @@ def test_silence_is_an_unknown_outcome_within_the_response_timeout(clock):
         assert not c.connected
 
 
+class _WrappedSocket(socket.socket):
+    """A socket the client does not recognise as a plain one: it keeps Python's own timeouts."""
+
+
+def _wrapped_connection(address, timeout=None):
+    plain = socket.create_connection(address, timeout=timeout)
+    wrapped = _WrappedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+    wrapped.settimeout(timeout)
+    return wrapped
+
+
+@pytest.mark.parametrize("connect", [socket.create_connection, _wrapped_connection],
+                         ids=["kernel timeouts", "python timeouts"])
+def test_the_response_timeout_holds_with_either_kind_of_socket_timeout(clock, connect):
+    # A plain TCP socket is bounded by the kernel (SO_RCVTIMEO), anything else by Python's timeout:
+    # answers come back the same, and silence ends in the same unknown outcome, on time.
+    with ScriptedServer(OK_18, SILENT) as server:
+        c = Client(make_client(server).settings, clock=clock, connect=connect)
+        with c:
+            assert c.item_information(ITEM).title == "채식주의자"
+            started = time.perf_counter()
+            with pytest.raises(OutcomeUnknown, match=r"no answer within 0\.2 s"):
+                c.item_information(ITEM)
+            assert TIMEOUT * 0.9 <= time.perf_counter() - started < TIMEOUT + 1.0
+
+
 def test_a_trickling_server_cannot_stretch_the_timeout(clock):
     # One byte per request-read is never a whole frame: the deadline covers the whole reply.
     start = frame(f"18030001{DATE}AB{ITEM}|AJ", 0)[:10]

@@ -489,8 +489,9 @@ def _fixed_reader(slices: tuple[tuple[str, int, int], ...]) -> Callable[[str], d
 
 
 # Per command (as bytes): where the fixed part ends, and its reader.
-_READERS: dict[bytes, tuple[int, Callable[[str], dict[str, str]]]] = {
-    command.encode("ascii"): (fixed_end, _fixed_reader(slices)) for command, (fixed_end, slices) in _LAYOUTS.items()
+_READERS: dict[bytes, tuple[int, Callable[[str], dict[str, str]], str]] = {
+    command.encode("ascii"): (fixed_end, _fixed_reader(slices), command)
+    for command, (fixed_end, slices) in _LAYOUTS.items()
 }
 
 
@@ -515,40 +516,42 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
     sequence: int | None = None
     checksum_ok: bool | None = None
     try:
-        trailing = dialect._trailing  # type: ignore[attr-defined]
+        trailing, sums_bytes = dialect._trailing, dialect._sums_bytes  # type: ignore[attr-defined]
     except AttributeError:
-        trailing = _trailing(dialect.delimiter, dialect.encoding)
+        trailing, sums_bytes = _trailing(dialect.delimiter, dialect.encoding), False
     end = len(data.rstrip(trailing))
     body_end = len(data)
     at = end - 6  # where "AZ" would start
-    if at >= limit and data[at:at + 2] == b"AZ" and not data[at + 2:end].strip(_HEX_DIGITS):
-        if getattr(dialect, "_sums_bytes", False):
-            checksum_ok = -_byte_sum(data[:at + 2]) & 0xFFFF == int(data[at + 2:end], 16)
+    if at >= limit and data.startswith(b"AZ", at) and not data[at + 2:end].strip(_HEX_DIGITS):
+        if sums_bytes:
+            covered = data[:at + 2]
+            total = (zlib.adler32(covered) & 0xFFFF) - 1 if at < 255 else _byte_sum(covered)  # as in checksum()
+            checksum_ok = -total & 0xFFFF == int(data[at + 2:end], 16)
         else:
             checksum_ok = _checksum_matches(data[:at + 2], data[at + 2:end].upper().decode("ascii"), dialect)
         body_end = at
-        if at - 3 >= limit and data[at - 3:at - 1] == b"AY" and 48 <= data[at - 1] <= 57:
+        if at - 3 >= limit and data.startswith(b"AY", at - 3) and 48 <= data[at - 1] <= 57:
             sequence = data[at - 1] - 48
             body_end = at - 3
-    elif end - 3 >= limit and data[end - 3:end - 1] == b"AY" and 48 <= data[end - 1] <= 57:
+    elif end - 3 >= limit and data.startswith(b"AY", end - 3) and 48 <= data[end - 1] <= 57:
         sequence = data[end - 1] - 48
         body_end = end - 3
     try:
         text = (data[:body_end] if body_end < len(data) else data).decode(dialect.encoding, errors="replace")
     except (LookupError, UnicodeError) as exc:  # pragma: no cover - Dialect checks the encoding
         raise DecodeError(f"cannot decode with {dialect.encoding}: {exc}") from None
-    command = text[:2]
-    if len(command) < 2 or not (command.isascii() and command.isdigit()):
-        # Name only the first two characters: frames carry card numbers and passwords.
-        raise DecodeError(f"not a SIP2 message: it must start with a two-digit command, not {command!r}")
     if reader is None:
+        command = text[:2]
+        if len(command) < 2 or not (command.isascii() and command.isdigit()):
+            # Name only the first two characters: frames carry card numbers and passwords.
+            raise DecodeError(f"not a SIP2 message: it must start with a two-digit command, not {command!r}")
         return _message(command, {"raw": unicodedata.normalize("NFC", text[2:])}, (), sequence, checksum_ok)
-    fixed_end = reader[0]
+    fixed_end, read_fixed, command = reader  # a known command: its two ASCII digits decode as themselves
     if len(text) < fixed_end:
         spec = SPECS[command]
         raise DecodeError(f"{spec.name} ({command}) cut short: {len(text) - 2} of {fixed_end - 2} "
                           f"fixed-field characters")
-    fixed = reader[1](text)
+    fixed = read_fixed(text)
     rest = text[fixed_end:]
     if not rest:
         fields: tuple[tuple[str, str], ...] = ()
