@@ -8,16 +8,15 @@ the real OutboxWorker drains them through the real SIP2 client, and the same run
 floor the way bench/sip2_roundtrip.py does: a raw socket echo of the demo ILS's own 18 reply,
 and the client's 17 → 18 round trip against the demo ILS.
 
-Each event costs the worker two SIP2 exchanges (17 item information first, then 11 or 09), and
-two commits (claimed, then delivered), so the figures are events/s, SIP2 exchanges/s, and the
-exchanges/s as a share of the floor's round trips/s. Target: ≥ 70 % of the round-trip floor.
+Each event costs the worker two SIP2 exchanges (17 item information first, then 11 or 09); the
+worker claims a batch of events in one durable commit and marks them delivered in another, so
+the figures are events/s, SIP2 exchanges/s, and the exchanges/s as a share of the floor's round
+trips/s. Target: ≥ 70 % of the round-trip floor.
 
     python bench/outbox_drain.py [--events N | --quick] [--breakdown] [--profile] [--separate-process]
-                                 [--what-if-index]
 
 --breakdown times the worker's store calls and client calls and counts SQL statements and
-commits per event; --profile prints where the drain's time goes (cProfile, top functions);
---what-if-index makes next_event walk a partial index of unsettled events in seq order.
+commits per event; --profile prints where the drain's time goes (cProfile, top functions).
 """
 
 from __future__ import annotations
@@ -146,7 +145,7 @@ def drain(store: Store, client: Client, clock: SystemClock, *, breakdown: Breakd
           profile: cProfile.Profile | None) -> tuple[float, object]:
     worker = OutboxWorker(store, client, clock, boot="bench")
     if breakdown is not None:
-        for name in ("next_event", "claim", "mark_delivered", "mark_dead", "mark_unknown", "retry_later"):
+        for name in ("next_events", "claim_many", "mark_delivered_many", "mark_dead", "mark_unknown", "retry_later"):
             breakdown.wrap(store, name, f"store.{name}")
         for name in ("item_information", "checkout", "checkin"):
             breakdown.wrap(client, name, f"client.{name}")
@@ -163,22 +162,6 @@ def drain(store: Store, client: Client, clock: SystemClock, *, breakdown: Breakd
     return elapsed, report
 
 
-def what_if_index(store: Store) -> None:
-    """What-if: a partial index of the unsettled events by seq, and the store's next-event query
-    made to walk it in order (so it stops at the first event it may send instead of collecting
-    and sorting every unsettled one). The query is otherwise the store's own; never what the
-    kiosk does today."""
-    store.db.execute("CREATE INDEX IF NOT EXISTS bench_outbox_unsettled ON outbox(seq) "
-                     "WHERE state IN ('pending', 'inflight', 'unknown')")
-    real_query = store.db.query
-
-    def query(sql, params=None):
-        walk = "FROM outbox o INDEXED BY bench_outbox_unsettled WHERE"
-        return real_query(sql.replace("FROM outbox o WHERE", walk, 1), params)
-
-    store.db.query = query
-
-
 def next_event_cost(store: Store, clock: SystemClock, repeat: int = 20) -> float:
     """Seconds for one next_event call on the store as it is now."""
     started = time.perf_counter()
@@ -193,8 +176,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 events and shorter floor measurements")
     parser.add_argument("--breakdown", action="store_true", help="time the worker's store and client calls")
     parser.add_argument("--profile", action="store_true", help="cProfile the drain: the top functions")
-    parser.add_argument("--what-if-index", action="store_true",
-                        help="what-if: next_event walks a partial index of unsettled events by seq")
     parser.add_argument("--separate-process", action="store_true",
                         help="run the demo ILS (and the echo server) in another process")
     args = parser.parse_args()
@@ -225,10 +206,8 @@ def main() -> None:
         floor, client_rt = [], []
         with Client(settings, clock=clock) as probe:
             for _ in range(3):
-                floor.append(raw_round_trips(canned_port, requests, floor_n))
-                client_rt.append(client_round_trips(probe, floor_n))
-        if args.what_if_index:
-            what_if_index(store)
+                floor.append(raw_round_trips(canned_port, requests, floor_n)[0])  # wall time
+                client_rt.append(client_round_trips(probe, floor_n)[0])
         first_next = next_event_cost(store, clock)
         breakdown = Breakdown() if args.breakdown else None
         profile = cProfile.Profile() if args.profile else None
@@ -237,8 +216,8 @@ def main() -> None:
             elapsed, report = drain(store, client, clock, breakdown=breakdown, profile=profile)
         with Client(settings, clock=clock) as probe:
             for _ in range(2):  # again after the drain: drift hits both sides alike
-                floor.append(raw_round_trips(canned_port, requests, floor_n))
-                client_rt.append(client_round_trips(probe, floor_n))
+                floor.append(raw_round_trips(canned_port, requests, floor_n)[0])  # wall time
+                client_rt.append(client_round_trips(probe, floor_n)[0])
         last_next = next_event_cost(store, clock)
         ils = loans_report(tmp / "ils.db")
         counts = store.queue_status()["counts"]
@@ -256,11 +235,8 @@ def main() -> None:
     events_s = report.delivered / elapsed
     exchanges_s = exchanges / elapsed
     where = "in another process" if args.separate_process else "in threads of this process"
-    what_if = ""
-    if args.what_if_index:
-        what_if += " (WHAT-IF: next_event on a partial index by seq)"
     print(f"outbox drain: {queued} queued events ({books} checkouts, then their {books} checkins) into the demo "
-          f"ILS over loopback, servers {where}; kiosk store on disk (WAL, synchronous=FULL){what_if}")
+          f"ILS over loopback, servers {where}; kiosk store on disk (WAL, synchronous=FULL)")
     print(f"  drained        {report.delivered} delivered, {report.dead} dead, {report.unknown} unknown "
           f"in {elapsed:.2f} s; queue now {counts}")
     print(f"  at the ILS     {len(bench_log)} circulation entries, {renewals} renewals, {left} bench loans left open")

@@ -116,7 +116,8 @@ def fault_after_item_information(monkeypatch, client, ils, **faults):
 
 def test_an_unanswered_return_is_settled_without_resending(worker, store, ils, clock, client, monkeypatch):
     offline_return(store, clock, "EM0000000025")
-    fault_after_item_information(monkeypatch, client, ils, drop_after=5)  # checked in; the answer is lost
+    client.connect()
+    ils.faults.drop_after = 5  # never sent before, so it goes at once: checked in, the answer lost
     report = worker.drain()
     assert report.unknown == 1
     assert [e["state"] for e in store.outbox()] == ["unknown"]
@@ -244,3 +245,13 @@ def test_two_senders_never_claim_one_event(store, clock, tmp_path):
     assert store.claim_many([event["seq"]], sender_id(BOOT, "a"), clock.now(), lambda c: True) == {}
     [row] = store.outbox()
     assert row["claimed_by"] == sender_id(BOOT, "b") and row["attempts"] == 1
+
+
+def test_a_return_never_sent_goes_without_asking_and_a_refusal_is_looked_into(worker, store, ils, clock, client):
+    offline_return(store, clock, "EM0000000025")
+    client.checkin("EM0000000025")  # checked in at the desk meanwhile
+    offline_return(store, clock, "EM0000000026", slot=4)
+    assert worker.drain().delivered == 2
+    assert [e["action"] for e in ils_log(ils, "EM0000000026")] == ["checkin"]  # one exchange: no 17
+    assert [(e["action"], e["ok"]) for e in ils_log(ils, "EM0000000025")] == [("checkin", True), ("checkin", False)]
+    assert store.outbox("dead") == []  # the library had it back already: 17 says so
