@@ -312,6 +312,12 @@ class KioskLife(RuleBasedStateMachine):
         self.clock.advance(10)  # past the client's back-off
 
     @rule()
+    def the_clock_loses_or_regains_its_sync(self):
+        """A Pi without a battery clock, booted without network: events stamped meanwhile are
+        replayed with the time of the replay, never with their own dates as fact."""
+        self.clock.is_synced = not self.clock.is_synced
+
+    @rule()
     def restart(self):
         self._power_cut()
 
@@ -353,6 +359,7 @@ class KioskLife(RuleBasedStateMachine):
         self.cut_at = None
         self._lose_next = None
         self.ils.faults.reset()
+        self.clock.is_synced = True
         self.clock.advance(3600)
         self._power_cut()
         self._idle()
