@@ -427,14 +427,16 @@ class Circulation:
             status = "04"
         else:
             status = _ITEM_STATUS.get(item.status, "03")
-        fields = [("AO", session.institution), ("AB", item.item), ("AJ", item.title), ("CF", str(hold_count)),
-                  ("AQ", item.location), ("AP", item.location), ("CK", "001")]
+        fields = (("AO", session.institution), ("AB", item.item), ("AJ", item.title), ("CF", str(hold_count)),
+                  ("AQ", item.location), ("AP", item.location), ("CK", "001"))
         if due is not None:
-            fields.append(("AH", format_date(due)))
+            fields += (("AH", format_date(due)),)
         if status == "10" and transit_to is not None:
-            fields.append(("CT", transit_to))
-        return make("18", fields, circulation_status=status, security_marker="02", fee_type="01",
-                    transaction_date=now)
+            fields += (("CT", transit_to),)
+        # The Message itself rather than make(): the kiosk's most frequent request, and every value
+        # here is text already (encode checks the fixed fields' widths all the same).
+        return Message("18", {"circulation_status": status, "security_marker": "02", "fee_type": "01",
+                              "transaction_date": format_date(now)}, fields)
 
 
 # An item's circulation status (18) by its shelf status, when it is not on loan.

@@ -72,7 +72,8 @@ def _kernel_timeouts(sock: Any, seconds: float) -> str | None:
 
 
 def _kernel_timeout(sock: Any, option: int, layout: str, seconds: float) -> bool:
-    """Set one kernel socket timeout and check that it reads back the same."""
+    """Set one kernel socket timeout and check that it reads back the same (give or take the
+    kernel's clock tick, to which it rounds up)."""
     whole = int(seconds)
     micros = min(999_999, max(0, round((seconds - whole) * 1_000_000)))
     if whole <= 0 and micros == 0:
@@ -80,9 +81,10 @@ def _kernel_timeout(sock: Any, option: int, layout: str, seconds: float) -> bool
     try:
         value = struct.pack(layout, whole, micros)
         sock.setsockopt(socket.SOL_SOCKET, option, value)
-        return sock.getsockopt(socket.SOL_SOCKET, option, len(value)) == value
+        back_whole, back_micros = struct.unpack(layout, sock.getsockopt(socket.SOL_SOCKET, option, len(value)))
     except (OSError, struct.error):
         return False
+    return abs(back_whole + back_micros / 1_000_000 - (whole + micros / 1_000_000)) <= 0.02
 
 
 class Sip2Unavailable(Sip2Error, ConnectionError):
