@@ -8,8 +8,8 @@ the real OutboxWorker drains them through the real SIP2 client, and the same run
 floor the way bench/sip2_roundtrip.py does: a raw socket echo of the demo ILS's own 18 reply,
 and the client's 17 → 18 round trip against the demo ILS.
 
-Each event costs the worker two SIP2 exchanges (17 item information first, then 11 or 09); the
-worker claims a batch of events in one durable commit and marks them delivered in another, so
+Each checkout costs the worker two SIP2 exchanges (17 item information first, then 11), each
+checkin never sent before one (09; only a refusal is looked into with 17); the worker claims a batch of events in one durable commit and marks them delivered in another, so
 the figures are events/s, SIP2 exchanges/s, and the exchanges/s as a share of the floor's round
 trips/s. Target: ≥ 70 % of the round-trip floor.
 
@@ -115,6 +115,22 @@ def queue_events(path: Path, clock: SystemClock, books: int) -> int:
     return queued
 
 
+def bare_replay(client: Client, clock: SystemClock, books: int) -> float:
+    """Seconds per event for the same SIP2 requests the worker sends (17 then 11 for each loan,
+    09 for each return, same fields), sent by the bare client in a loop: no outbox, no store.
+    The floor of the drain itself; run after it, when every bench book is back."""
+    due = dt.datetime.combine(clock.now().date() + dt.timedelta(days=14), dt.time(23, 59, 59),
+                              tzinfo=clock.now().tzinfo)
+    started = time.perf_counter()
+    for n in range(books):
+        client.item_information(bench_item(n))
+        client.checkout(bench_member(n // LOANS_PER_MEMBER), bench_item(n), no_block=True,
+                        transaction_date=clock.now(), nb_due=due)
+    for n in range(books):
+        client.checkin(bench_item(n), no_block=True, transaction_date=clock.now(), return_date=clock.now())
+    return (time.perf_counter() - started) / (2 * books)
+
+
 class Breakdown:
     """Time spent in each wrapped method, and the SQL statements the store ran."""
 
@@ -142,8 +158,17 @@ class Breakdown:
 
 
 def drain(store: Store, client: Client, clock: SystemClock, *, breakdown: Breakdown | None,
-          profile: cProfile.Profile | None) -> tuple[float, object]:
+          profile: cProfile.Profile | None) -> tuple[float, object, int]:
+    """Drain the queue; (seconds, the worker's report, SIP2 exchanges sent)."""
     worker = OutboxWorker(store, client, clock, boot="bench")
+    sent = [0]
+    request = client._request  # every request of the client's own goes through it
+
+    def counted(*args):
+        sent[0] += 1
+        return request(*args)
+
+    client._request = counted
     if breakdown is not None:
         for name in ("next_events", "claim_many", "mark_delivered_many", "mark_dead", "mark_unknown", "retry_later"):
             breakdown.wrap(store, name, f"store.{name}")
@@ -159,7 +184,8 @@ def drain(store: Store, client: Client, clock: SystemClock, *, breakdown: Breakd
     elapsed = time.perf_counter() - started
     if breakdown is not None:
         store.db.conn.set_trace_callback(None)
-    return elapsed, report
+    del client._request
+    return elapsed, report, sent[0]
 
 
 def next_event_cost(store: Store, clock: SystemClock, repeat: int = 20) -> float:
@@ -213,13 +239,14 @@ def main() -> None:
         profile = cProfile.Profile() if args.profile else None
         with Client(settings, clock=clock) as client:
             client.connect()
-            elapsed, report = drain(store, client, clock, breakdown=breakdown, profile=profile)
+            elapsed, report, sent = drain(store, client, clock, breakdown=breakdown, profile=profile)
+        ils = loans_report(tmp / "ils.db")  # before the bare replay below adds its own entries
         with Client(settings, clock=clock) as probe:
             for _ in range(2):  # again after the drain: drift hits both sides alike
                 floor.append(raw_round_trips(canned_port, requests, floor_n)[0])  # wall time
                 client_rt.append(client_round_trips(probe, floor_n)[0])
+            bare = bare_replay(probe, clock, min(books, 1000))
         last_next = next_event_cost(store, clock)
-        ils = loans_report(tmp / "ils.db")
         counts = store.queue_status()["counts"]
         store.close()
     finally:
@@ -227,7 +254,7 @@ def main() -> None:
             stop()
 
     bench_log = [e for e in ils["log"] if e["item"].startswith("BX")]
-    exchanges = report.delivered + report.dead + report.unknown + len(bench_log)  # one 17 each, + 11/09
+    exchanges = sent  # 17 before each checkout, 11 or 09; a checkin never sent before needs no 17
     renewals = sum(1 for e in bench_log if e["renewal"])
     left = sum(1 for row in ils["loans"] if row["item"].startswith("BX"))
     per_floor = statistics.median(floor)
@@ -249,6 +276,8 @@ def main() -> None:
     print(f"  exchanges/s ÷ floor round trips/s      {exchanges_s * per_floor:6.1%}   (target ≥ 70 %)")
     print(f"  exchanges/s ÷ client 17→18 round trips/s {exchanges_s * per_client:6.1%}")
     print(f"  events/s ÷ floor round trips/s         {events_s * per_floor:6.1%}")
+    print(f"  the same requests by the bare client: {1 / bare:8.0f} events/s ({bare * 1e6:6.1f} µs an event, "
+          f"no outbox, no store); the drain reaches {events_s * bare:6.1%} of it")
     print(f"  next_event with the queue full: {first_next * 1e3:.2f} ms; drained: {last_next * 1e3:.2f} ms"
           f"  (setup {setup_s:.1f} s, not counted)")
     if breakdown is not None:
