@@ -279,15 +279,33 @@ class Store:
         before that may undo it. Only for writes whose loss the next start settles anyway: what
         comes before a door opens (nothing has moved yet), marks that the outbox worker
         re-derives by asking the library (17), and the member cache."""
-        try:
-            if not durable:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
+        conn = self._conn
+        if conn.in_transaction:  # inside another one: a savepoint of it
             try:
                 with self.db.atomic():
                     yield self.db
+            except sqlite3.Error as exc:
+                raise StoreError(f"database write failed: {exc}") from exc
+            return
+        try:
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                # The write lock from the start: another connection's commit (the outbox
+                # worker's, the patrons') then makes this wait (busy_timeout), where a deferred
+                # transaction that had read first would fail at once with "database is locked".
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    with self.db.atomic():
+                        yield self.db
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             finally:
                 if not durable:
-                    self._conn.execute("PRAGMA synchronous=FULL")
+                    conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
