@@ -8,7 +8,6 @@ makes it wait (busy_timeout) instead of failing with "database is locked".
 import datetime as dt
 import threading
 
-
 from kiosk.store import Store
 
 
