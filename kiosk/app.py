@@ -53,8 +53,10 @@ class Devices:
 def build_devices(config: Config, clock: Clock | None = None) -> Devices:
     d = config.devices
     return Devices(
-        card_reader=registry.create("card_reader", d.card_reader.driver, **d.card_reader.adapter_options(clock)),
-        scanner=registry.create("scanner", d.scanner.driver, **d.scanner.adapter_options(config.identifiers)),
+        card_reader=_or_unavailable("card_reader", lambda: registry.create(
+            "card_reader", d.card_reader.driver, **d.card_reader.adapter_options(clock))),
+        scanner=_or_unavailable("scanner", lambda: registry.create(
+            "scanner", d.scanner.driver, **d.scanner.adapter_options(config.identifiers))),
         locks=_or_unavailable("locks", lambda: registry.create(
             "locks", d.locks.driver, clock=clock, **d.locks.adapter_options(config.doors)), slots=d.locks.slots),
         indicator=_or_unavailable("indicator", lambda: registry.create(
@@ -116,8 +118,8 @@ class Kiosk:
         for name, device in self.devices.all():
             try:
                 device.start(self._inbox.put)
-            except DeviceError as exc:
-                log.error("device %s did not start: %s", name, exc)
+            except Exception as exc:  # noqa: BLE001 - one device must not keep the kiosk from starting
+                log.error("device %s did not start: %s", name, exc, exc_info=not isinstance(exc, DeviceError))
         clean = self.store.begin_run(self._boot_id, audit=self._outbox_factory is not None)
         if not clean:
             log.warning("the last run did not stop cleanly (a power cut or a crash): settling what it left")

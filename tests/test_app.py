@@ -237,3 +237,26 @@ def test_a_damaged_database_puts_the_kiosk_out_of_service_and_keeps_the_file(tmp
     finally:
         again.close()
     assert path.read_bytes() == broken  # kept exactly as found, for a technician
+
+
+def test_a_card_reader_that_cannot_be_set_up_leaves_barcode_login_working(tmp_path, clock, monkeypatch):
+    from drivers import registry
+
+    real = registry.create
+
+    def create(kind, name, **options):
+        if kind == "card_reader":
+            raise ImportError("No module named 'nfc'")  # the package is missing on this image
+        return real(kind, name, **options)
+
+    monkeypatch.setattr(registry, "create", create)
+    k = build(Config(), clock=clock, db_path=tmp_path / "kiosk.db")
+    k.start()
+    try:
+        (notice,) = k.status().notices
+        assert notice.startswith("card_reader:") and "No module named 'nfc'" in notice  # staff see why
+        k.devices.scanner.show(MEMBER)  # a phone's member barcode
+        k.pump()
+        assert k.state.screen == "pin"
+    finally:
+        k.close()
