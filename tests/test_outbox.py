@@ -8,7 +8,7 @@ import pytest
 from kiosk.local_library import seed_demo as seed_kiosk
 from kiosk.session import DoorJob
 from kiosk.store import Item, Stamp, Store, sender_id
-from steps import ils_loans, ils_log
+from steps import ils_loans, ils_log, queue_loan, queue_return
 from sync.outbox import OutboxWorker
 from sync.sip2.client import Client, ClientSettings
 
@@ -40,18 +40,11 @@ def worker(store, client, clock):
 
 def offline_loan(store, clock, item="EM0000000003", slot=3):
     """A loan the kiosk recorded without the library (its event waits in the outbox)."""
-    job = DoorJob(f"job-{item}", "loan", slot, item, item, MEMBER, clock.now().date() + dt.timedelta(days=14))
-    store.begin_door_job(job, clock.now())
-    return store.record_loan(job, Stamp(clock.now(), True, BOOT))
+    return queue_loan(store, clock, item, MEMBER, slot=slot, boot=BOOT)
 
 
 def offline_return(store, clock, item, slot=3):
-    if store.item(item) is None:
-        store.add_items([Item(item, item, "")])  # a book from the library's shelves
-    store.put_in_slot(slot, None, clock.now())
-    job = DoorJob(f"ret-{item}", "return", slot, item, item)
-    store.begin_door_job(job, clock.now())
-    return store.record_return(job, Stamp(clock.now(), True, BOOT))
+    return queue_return(store, clock, item, slot=slot, boot=BOOT)
 
 
 def test_a_queued_loan_reaches_the_ils_once_with_its_original_date(worker, store, ils, clock):
@@ -206,7 +199,6 @@ def test_a_clock_that_jumped_back_does_not_strand_the_queue(worker, store, ils, 
 
 def test_a_weeks_backlog_where_the_library_refuses_some_replays(worker, store, ils, clock):
     from sync.demo_ils import Behaviour
-    from steps import queue_loan, queue_return
 
     ils.behaviour = Behaviour(no_block="ignored")  # Evergreen, FOLIO: blocks apply to replays too
     fined = "11110100000002"  # blocked for unpaid fines at the library
