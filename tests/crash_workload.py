@@ -8,7 +8,7 @@ It imports the kiosk once and then waits on standard input. Each line `run SEED 
 a fresh process that does what a kiosk's process does after a power cut: builds the kiosk on the
 database file, starts it (which runs the recovery of interrupted door jobs), and then serves
 patrons (borrow, return, walk away from an unlocked door) while its outbox worker thread drains
-the outbox, with the wall clock at START_S seconds after the scenarios' Monday 10:00. The parent kills that process with
+the outbox (and now and then the patrons' thread too), with the wall clock at START_S seconds after the scenarios' Monday 10:00. The parent kills that process with
 SIGKILL whenever it likes. Forking from an already-imported process keeps a restart at a few
 milliseconds, so that hundreds of kills fit in seconds; everything the kiosk had in memory is
 still gone, because each run starts from the database alone.
@@ -37,14 +37,6 @@ from kiosk.config import Config, LibrarySection, Sip2Section
 START = dt.datetime(2026, 11, 2, 10, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=9), "KST"))
 PATRONS = [demo.MEMBERS[i] for i in (0, 8, 9, 10)]  # in good standing
 ACTIONS_PER_RUN = 15  # then the run ends by itself (each action moves the clock at most 31 s)
-
-# What the kiosk does not survive yet: the workload steers clear of it, so that the test keeps
-# guarding everything else. Set KIOSK_CRASH_KNOWN_BUGS="" to see them; remove a name here when
-# its bug is fixed.
-#   two-senders: the patrons' thread draining the outbox (sync_now) while the worker thread does
-#   can send one event twice (a renewal at the ILS) or fail with "database is locked".
-KNOWN_BUGS = frozenset(filter(None, os.environ.get("KIOSK_CRASH_KNOWN_BUGS", "two-senders").split(",")))
-
 
 def config() -> Config:
     return Config(library=LibrarySection(backend="sip2", seed="demo"),
@@ -129,9 +121,8 @@ def run(db: Path, host: str, port: int, seed: int, start_s: float) -> None:
     k.start()  # locks everything and settles what the last process left half done
     # The outbox worker's thread, draining alongside the patrons as in `kiosk run`.
     k.start_background(every_s=3600, sync_every_s=0.005)
-    actions = [borrow, borrow, borrow, give_back, give_back, walk_away]
-    if "two-senders" not in KNOWN_BUGS:
-        actions.append(lambda k, c, r: sync(k))  # and a second sender now and then
+    # ... and now and then the patrons' thread drains it too: two senders in one process.
+    actions = [borrow, borrow, borrow, give_back, give_back, walk_away, lambda k, c, r: sync(k)]
     for _ in range(ACTIONS_PER_RUN):
         rng.choice(actions)(k, clock, rng)
         _idle(k, clock)
