@@ -9,7 +9,7 @@ Used by `kiosk demo`, `kiosk ils serve`, the tests and the benchmarks:
     loans_report("ils.db")                           # {"loans": [...], "holds": [...], "log": [...]}
 """
 
-from sync.demo_ils.behaviour import Behaviour, Faults
+from sync.demo_ils.behaviour import Behaviour, Faults, HeldRequest
 from sync.demo_ils.db import (
     HELD_ITEM, HOLD_PATRON, SIP_LOCATION, SIP_PASSWORD, SIP_USER, DemoIlsError, loans_report, place_hold,
     seed_demo, set_item_status,
@@ -17,6 +17,6 @@ from sync.demo_ils.db import (
 from sync.demo_ils.server import DemoIls
 
 __all__ = [
-    "Behaviour", "DemoIls", "DemoIlsError", "Faults", "HELD_ITEM", "HOLD_PATRON", "SIP_LOCATION",
-    "SIP_PASSWORD", "SIP_USER", "loans_report", "place_hold", "seed_demo", "set_item_status",
+    "Behaviour", "DemoIls", "DemoIlsError", "Faults", "HELD_ITEM", "HeldRequest", "HOLD_PATRON",
+    "SIP_LOCATION", "SIP_PASSWORD", "SIP_USER", "loans_report", "place_hold", "seed_demo", "set_item_status",
 ]

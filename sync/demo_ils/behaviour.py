@@ -85,7 +85,26 @@ _FAULT_DEFAULTS: dict[str, Any] = {
     "down": False,
     "garbage": False,
     "corrupt_checksum": False,
+    "hold_next": None,
 }
+
+
+class HeldRequest:
+    """The `hold_next` fault: a request the ILS sits on (a lock wait, a busy database) until
+    `release()`; then it is carried out, whether or not its client is still waiting, and
+    `carried_out` is set."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()  # the held request has come in
+        self.carried_out = threading.Event()
+        self._go = threading.Event()
+
+    def release(self) -> None:
+        self._go.set()
+
+    def __repr__(self) -> str:
+        state = "carried out" if self.carried_out.is_set() else "held" if self.arrived.is_set() else "armed"
+        return f"<HeldRequest {state}>"
 
 
 class Faults:
@@ -101,6 +120,9 @@ class Faults:
         was carried out, and a 97 gets the real reply.
     corrupt_checksum: the next reply that carries AZ gets a wrong one (then cleared); a 97 gets
         the good one.
+    hold_next: a HeldRequest: the next request waits until it is released, and only then is
+        carried out (then cleared); requests on other connections are answered meanwhile. A
+        client that gives up waiting does not stop it: the ILS acts after the client has left.
     """
 
     split_writes: int
@@ -110,6 +132,7 @@ class Faults:
     down: bool
     garbage: bool
     corrupt_checksum: bool
+    hold_next: HeldRequest | None
 
     def __init__(self, **faults: Any) -> None:
         object.__setattr__(self, "_lock", threading.Lock())
@@ -130,11 +153,12 @@ class Faults:
             on_down()
 
     def take(self, name: str) -> Any:
-        """Read a one-shot fault (garbage, corrupt_checksum, drop_after) and clear it, atomically."""
+        """Read a one-shot fault (garbage, corrupt_checksum, drop_after, hold_next) and clear it,
+        atomically."""
         with self._lock:
             value = getattr(self, name)
             if value:
-                object.__setattr__(self, name, None if name == "drop_after" else False)
+                object.__setattr__(self, name, None if name in ("drop_after", "hold_next") else False)
             elif name == "drop_after" and value == 0:  # 0 is a fault too: close before any byte
                 object.__setattr__(self, name, None)
             return value
@@ -164,6 +188,9 @@ def _checked(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"delay_s is a number of seconds, not {value!r}")
         value = float(value)
+    elif name == "hold_next":
+        if value is not None and not isinstance(value, HeldRequest):
+            raise ValueError(f"hold_next is a HeldRequest or None, not {value!r}")
     elif not isinstance(value, bool):
         raise ValueError(f"{name} is True or False, not {value!r}")
     return value

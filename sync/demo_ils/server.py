@@ -244,12 +244,20 @@ class DemoIls:
         faults = self.faults
         if faults.silent:
             return True
+        held = faults.take("hold_next") if faults.hold_next is not None else None
+        if held is not None:
+            held.arrived.set()
+            while not held._go.wait(0.05):  # sits on it until released (close() gives up)
+                if self._stopping.is_set():
+                    return False
         behaviour = self.behaviour  # one behaviour per request, even if it is being swapped
         try:
             reply = self._reply(conn, circulation, frame, behaviour)
         except Exception as exc:  # a bug or a database error: this request fails, the connection lives
             log.error("demo ILS: %s while answering a request; answered 96", type(exc).__name__)
             reply = _resend(behaviour, checksummed=_looks_checksummed(frame))
+        if held is not None:
+            held.carried_out.set()
         if reply is None:
             return False
         if faults.delay_s and (conn.closed.wait(faults.delay_s) or self._stopping.is_set()):
