@@ -8,10 +8,11 @@ It imports the kiosk once and then waits on standard input. Each line `run SEED 
 a fresh process that does what a kiosk's process does after a power cut: builds the kiosk on the
 database file, starts it (which runs the recovery of interrupted door jobs), and then serves
 patrons (borrow, return, walk away from an unlocked door) while its outbox worker thread drains
-the outbox (and now and then the patrons' thread too), with the wall clock at START_S seconds after the scenarios' Monday 10:00. The parent kills that process with
-SIGKILL whenever it likes. Forking from an already-imported process keeps a restart at a few
-milliseconds, so that hundreds of kills fit in seconds; everything the kiosk had in memory is
-still gone, because each run starts from the database alone.
+the outbox (and now and then the patrons' thread too), with the wall clock at START_S seconds
+after the scenarios' Monday 10:00. The parent kills that process with SIGKILL whenever it likes.
+Forking from an already-imported process keeps a restart at a few milliseconds (a fresh
+interpreter needs about a second for the imports), so that hundreds of kills fit in seconds;
+everything the kiosk had in memory is still gone, because each run starts from the database alone.
 
 This process writes `ready`, then for each run `pid PID` when it has forked and `exit PID STATUS`
 once that process has ended and been reaped (so its pid is dead for the outbox's claim check).

@@ -168,9 +168,9 @@ def agreement_problems(kiosk_db: Path, ils_db: Path) -> list[str]:
             continue  # a member the checks cannot name: the current-loan check stands
         lent = iter(e["patron"] for e in log.get(item, []) if e["ok"] and e["action"] == "checkout")
         if not all(any(patron == m for patron in lent) for m in members):
-            problems.append(f"{item}: the kiosk lent it to {', '.join(map(_tail, members))}, but the library's "
-                            f"checkouts were to "
-                            f"{', '.join(_tail(e['patron']) for e in log.get(item, []) if e['ok'] and e['action'] == 'checkout') or 'nobody'}")
+            theirs = [e["patron"] for e in log.get(item, []) if e["ok"] and e["action"] == "checkout"]
+            problems.append(f"{item}: the kiosk lent it to {', '.join(map(_tail, members))}, but the "
+                            f"library's checkouts were to {', '.join(map(_tail, theirs)) or 'nobody'}")
     return problems
 
 
