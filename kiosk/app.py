@@ -33,7 +33,7 @@ from kiosk.identifiers import mask
 from kiosk.library import Library, LibraryUnavailable, OutcomeUnknown
 from kiosk.local_library import LocalLibrary, seed_demo
 from kiosk.rules import Reason, refusal
-from kiosk.store import Item, Stamp, Store, StoreError, sender_id
+from kiosk.store import UNKNOWN_SETTLE_S, Item, Stamp, Store, StoreError, sender_id
 
 log = logging.getLogger("kiosk")
 
@@ -420,8 +420,12 @@ class Kiosk:
         try:
             answer = self.library.check_out(effect.member_id, effect.item)
         except OutcomeUnknown:
-            # The library may have lent it, but the door stays shut: take it back (or queue that).
-            self._call_off(job, "no answer from the library")
+            # The library may have lent it, or may yet (a slow server acts on it after the
+            # timeout): the door stays shut, and the take-back is queued to go once the checkout
+            # has had time to land. Asking 17 now could hear "available" just before it does.
+            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "no answer from the library", self.clock.now()))
             raise
         except Exception:
             self._guarded(lambda: self.store.cancel_door_job(job.id, "library unavailable", self.clock.now()))

@@ -505,9 +505,11 @@ class Store:
             )
         return event_id
 
-    def record_undo_checkout(self, job: DoorJob, stamp: Stamp) -> str:
-        """A loan the library recorded whose door never opened, not yet taken back there: queue
-        the checkin that takes it back (the book never left its locker)."""
+    def record_undo_checkout(self, job: DoorJob, stamp: Stamp, *, settle_s: float = 0.0) -> str:
+        """A loan the library recorded (or may yet record) whose door never opened, not taken
+        back there: queue the checkin that takes it back (the book never left its locker, and
+        stays off the shelf until then). `settle_s`: not before then, for a checkout that got
+        no answer and may still be on its way to the library."""
         event_id = str(uuid.uuid4())
         at = stamp.wall.isoformat()
         with self.transaction() as db:
@@ -515,6 +517,9 @@ class Store:
                 db, event_id, "checkin", job.item, job.member_id,
                 {"transaction_date": at, "return_date": at, "slot": job.slot, "undo": True}, stamp,
             )
+            if settle_s:  # as for any unanswered request: settled with 17 once it has had time
+                db.execute("UPDATE outbox SET state = 'unknown', next_attempt_at = ? WHERE event_id = ?",
+                           [(stamp.wall + dt.timedelta(seconds=settle_s)).isoformat(), event_id])
         return event_id
 
     def _add_outbox(

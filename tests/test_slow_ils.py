@@ -27,12 +27,6 @@ def kiosk(tmp_path, clock, ils):
     k.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Kiosk._check_out settles an unanswered checkout (11) at once: _call_off -> cancel_checkout asks "
-    "17 on a new connection, the ILS (still sitting on the 11) says available, and the job is "
-    "cancelled with nothing queued; the ILS then lends the book, which is back on the kiosk's "
-    "shelf. Queueing the take-back as an unknown event (settled with 17 after the settling time, "
-    "as the outbox does) would catch it"))
 def test_a_checkout_the_ils_carries_out_after_the_kiosk_gave_up_is_taken_back(kiosk, ils, clock):
     login(kiosk)
     held = HeldRequest()
