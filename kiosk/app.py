@@ -105,6 +105,7 @@ class Kiosk:
         self._outbox_factory = outbox
         self._outbox_worker: Any = None
         self._sync_wake = threading.Event()
+        self._checkpointed = clock.monotonic()
         if hasattr(library, "offline_since"):
             library.on_back_online = self._sync_wake.set  # type: ignore[attr-defined]
 
@@ -306,6 +307,19 @@ class Kiosk:
         if polled:
             self.pump()  # what the poll saw counts in this frame, before the timers
         self.feed(s.Tick(at=self._now()))
+        self._checkpoint_when_idle()
+
+    def _checkpoint_when_idle(self, every_s: float = 60.0) -> None:
+        """Fold the write-ahead log into the database while nobody is at the kiosk, so that a
+        patron's loan never waits for it (it costs fsyncs of its own)."""
+        now = self._now()
+        if self.state.screen != "idle" or self.state.job is not None or now - self._checkpointed < every_s:
+            return
+        self._checkpointed = now
+        try:
+            self.store.checkpoint()
+        except StoreError as exc:
+            log.warning("%s", exc)
 
     def feed(self, event: s.Event) -> None:
         """Step the session with this event and with every result its effects produce."""

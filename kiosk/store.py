@@ -222,6 +222,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA secure_delete=ON")  # scrubbed member numbers do not linger in free pages
+    # The kiosk folds the log in while idle (Store.checkpoint); this is only the backstop.
+    conn.execute("PRAGMA wal_autocheckpoint=8000")
     return conn
 
 
@@ -308,6 +310,13 @@ class Store:
                     conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file, without waiting for readers."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"checkpoint failed: {exc}") from exc
 
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]

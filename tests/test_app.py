@@ -260,3 +260,17 @@ def test_a_card_reader_that_cannot_be_set_up_leaves_barcode_login_working(tmp_pa
         assert k.state.screen == "pin"
     finally:
         k.close()
+
+
+def test_the_log_is_folded_in_while_nobody_is_at_the_kiosk(kiosk, clock, monkeypatch):
+    folds = []
+    monkeypatch.setattr(kiosk.store, "checkpoint", lambda: folds.append(kiosk.state.screen))
+    login(kiosk)
+    clock.advance(61)
+    kiosk.tick()
+    assert folds == []  # never while a patron is here
+    kiosk.tap("logout")
+    kiosk.tick()
+    assert folds == ["idle"]
+    kiosk.tick()
+    assert folds == ["idle"]  # at most once a minute
