@@ -106,6 +106,9 @@ class Kiosk:
         self._outbox_worker: Any = None
         self._sync_wake = threading.Event()
         self._checkpointed = clock.monotonic()
+        # Held while the library is asked for a loan, and by the outbox worker while it audits a
+        # locker's book: see OutboxWorker.audit_lockers.
+        self._circulation = threading.Lock()
         if hasattr(library, "offline_since"):
             library.on_back_online = self._sync_wake.set  # type: ignore[attr-defined]
 
@@ -132,7 +135,7 @@ class Kiosk:
     def _audit_lockers(self) -> None:
         """Before the first patron after an unclean stop: the locker audit, if the library
         answers (otherwise the outbox worker does it as soon as it does)."""
-        worker = self._outbox_factory()
+        worker = self._outbox_factory(item_lock=self._circulation)
         try:
             taken = worker.audit_lockers()
             if taken:
@@ -160,7 +163,7 @@ class Kiosk:
             self._background.append(threading.Thread(target=keep_alive_loop, name="kiosk-keepalive", daemon=True))
         if self._outbox_factory is not None:
             def sync_loop() -> None:
-                worker = self._outbox_factory()
+                worker = self._outbox_factory(item_lock=self._circulation)
                 try:
                     while not self._background_stop.is_set():
                         woken = self._sync_wake.is_set()
@@ -186,7 +189,7 @@ class Kiosk:
         if self._outbox_factory is None:
             return None
         if self._outbox_worker is None:
-            self._outbox_worker = self._outbox_factory()
+            self._outbox_worker = self._outbox_factory(item_lock=self._circulation)
         return self._outbox_worker.drain(retry_now=True)
 
     def close(self) -> None:
@@ -417,6 +420,10 @@ class Kiosk:
         raise TypeError(f"no executor for {effect!r}")
 
     def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
+        with self._circulation:  # the locker audit leaves this book alone meanwhile
+            return self._ask_for_loan(effect, at)
+
+    def _ask_for_loan(self, effect: s.CheckOut, at: float) -> s.Event:
         if self.store.slot_contents(effect.slot) != effect.item:
             return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
         if effect.slot in self._out_of_service():
@@ -589,8 +596,10 @@ class Kiosk:
         if answer.ok:
             self._guarded(lambda: self.store.mark_delivered(event_id, now))
         else:
-            self._guarded(lambda: self.store.mark_dead(event_id, answer.message or "refused", now))
-            self._alarm("checkin-refused", job.slot)
+            # Refused: perhaps the library has the book back already (checked in at the desk).
+            # The outbox worker looks (17) and settles it, or makes it a dead letter for staff.
+            self._guarded(lambda: self.store.mark_unknown_event(event_id, "refused online", now, settle_s=0))
+            self._sync_wake.set()
         if answer.alert:
             # Held for another member or in transit: staff take it out; it is not lent from here.
             self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
@@ -729,7 +738,8 @@ def open_library(config: Config, store: Store, clock: Clock, *, sip2: Any = None
 
         client = Client(sip2 or sip2_settings(config), clock=clock)
         ils = Sip2Library(client, clock=clock, policy=config.policy(), send_pin=config.sip2.send_patron_pin)
-        return OfflineFirst(ils, store, clock, config.policy(), rules_from(config.offline))
+        return OfflineFirst(ils, store, clock, config.policy(),
+                            rules_from(config.offline, require_pin=config.session.require_pin))
     raise ValueError(f"unknown library backend {config.library.backend!r}")
 
 
@@ -739,7 +749,7 @@ def outbox_factory(config: Config, db_path: Path, clock: Clock, *, sip2: Any = N
     if config.library.backend != "sip2":
         return None
 
-    def build_worker() -> Any:
+    def build_worker(item_lock: Any = None) -> Any:
         from sync.outbox import OutboxWorker
         from sync.sip2.client import Client
 
@@ -747,7 +757,7 @@ def outbox_factory(config: Config, db_path: Path, clock: Clock, *, sip2: Any = N
         store = Store(db_path, keep_member_numbers=False)
         return OutboxWorker(store, Client(settings, clock=clock), clock,
                             backoff_initial_s=config.sip2.backoff_initial_s, backoff_max_s=config.sip2.backoff_max_s,
-                            retention=config.offline, owns=True)
+                            retention=config.offline, owns=True, item_lock=item_lock)
 
     return build_worker
 

@@ -40,6 +40,8 @@ class OfflineRules:
     max_loans: int = 2  # per member, until the library has them
     unknown_members: str = "refuse"  # or "one-item"
     cache_days: int = 30
+    require_pin: bool = True  # the kiosk asks for PINs: a cached member with no cached PIN check
+    #                           is judged as one never seen (whoever holds the card is unknown)
 
 
 class OfflineFirst:
@@ -154,8 +156,6 @@ class OfflineFirst:
         if row is not None and pin is not None and row["pin_check"] is not None:
             if not self._store.pin_matches(row["member_key"], pin, row["pin_check"]):
                 return None
-        if row is not None and pin is not None and row["pin_check"] is None:
-            row = None  # never logged in with a PIN online: nothing to check it against
         here, network = self._count(row)
         return Standing(
             member_id=credential, name="",
@@ -176,18 +176,19 @@ class OfflineFirst:
         if not rules.allowed:
             return refusal(Reason.OFFLINE_NO_LENDING)
         pending = self._store.undelivered_loans(self._store.key_of(member_id) or "")
-        if row is None:
-            if rules.unknown_members == "one-item":
-                return refusal(Reason.OFFLINE_LIMIT, limit=1) if pending >= 1 else None
-            return refusal(Reason.OFFLINE_NEW_MEMBER)
-        if row["verdict"]:
+        if row is not None and row["verdict"]:  # the library's last word holds, PIN or not
             try:
                 return refusal(Reason(row["verdict"]))
             except ValueError:
                 return refusal(Reason.BLOCKED)
-        today = self.today()
-        if row["expires"] and dt.date.fromisoformat(row["expires"]) < today:
+        if row is not None and row["expires"] and dt.date.fromisoformat(row["expires"]) < self.today():
             return refusal(Reason.EXPIRED, date=row["expires"])
+        if row is None or (rules.require_pin and row["pin_check"] is None):
+            # Never seen online, or never with the PIN checked there: nothing vouches for
+            # whoever holds the card now.
+            if rules.unknown_members == "one-item":
+                return refusal(Reason.OFFLINE_LIMIT, limit=1) if pending >= 1 else None
+            return refusal(Reason.OFFLINE_NEW_MEMBER)
         here, network = self._count(row)
         if here >= policy.library_limit:
             return refusal(Reason.LIBRARY_LIMIT, limit=policy.library_limit)
@@ -241,7 +242,8 @@ class OfflineFirst:
         return self._ask(lambda: self._online.loans(member_id))
 
 
-def rules_from(section: Any) -> OfflineRules:
+def rules_from(section: Any, *, require_pin: bool = True) -> OfflineRules:
     """The `[offline]` section of the config as rules."""
     return OfflineRules(allowed=section.allowed, due_days=section.due_days, max_loans=section.max_loans,
-                        unknown_members=section.unknown_members, cache_days=section.cache_days)
+                        unknown_members=section.unknown_members, cache_days=section.cache_days,
+                        require_pin=require_pin)

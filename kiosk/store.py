@@ -224,6 +224,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA secure_delete=ON")  # scrubbed member numbers do not linger in free pages
     # The kiosk folds the log in while idle (Store.checkpoint); this is only the backstop.
     conn.execute("PRAGMA wal_autocheckpoint=8000")
+    conn.execute("PRAGMA journal_size_limit=4194304")  # the log is cut back after a checkpoint
     return conn
 
 
@@ -311,10 +312,11 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file, without waiting for readers."""
+    def checkpoint(self, *, truncate: bool = False) -> None:
+        """Fold the write-ahead log into the database file, without waiting for readers; with
+        `truncate`, also empty the log file (old page images, scrubbed numbers among them)."""
         try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
         except sqlite3.Error as exc:
             raise StoreError(f"checkpoint failed: {exc}") from exc
 
@@ -539,6 +541,7 @@ class Store:
         state = "delivered" if delivered else "inflight" if claim else "pending"
         db["outbox"].insert(
             {
+                "attempts": 1 if delivered or claim else 0,
                 "event_id": event_id, "kind": kind, "item": item,
                 "member_id": None if delivered and not self.keep_member_numbers else member_id,
                 "member_key": self.key_of(member_id) if member_id else None,
@@ -546,6 +549,8 @@ class Store:
                 "clock_synced": int(stamp.clock_synced), "boot_id": stamp.boot_id, "state": state,
                 "delivered_at": stamp.wall.isoformat() if delivered else None,
                 "claimed_by": claim,
+                # claimed: not due again before the settling time, should its sender die mid-send
+                "next_attempt_at": (stamp.wall + dt.timedelta(seconds=UNKNOWN_SETTLE_S)).isoformat() if claim else None,
             }
         )
 
@@ -557,7 +562,7 @@ class Store:
         and the worker settles it with item information (17) without sending it again."""
         with self.transaction(durable=False) as db:
             cursor = db.execute(
-                "UPDATE outbox SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, "
+                "UPDATE outbox SET state = 'delivered', delivered_at = ?, "
                 f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id],
             )
             if cursor.rowcount and not self.keep_member_numbers:
@@ -568,10 +573,11 @@ class Store:
         db.execute("UPDATE loans SET member_id = '' WHERE event_id = ?", [event_id])
 
     def mark_dead(self, event_id: str, reason: str, at: dt.datetime) -> None:
-        """The library refused this event: a dead letter for staff, with the library's words."""
+        """The library refused this event: a dead letter for staff, with the library's words.
+        (Its attempt was counted when it was claimed for sending.)"""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'dead', last_error = ?, attempts = attempts + 1, "
+                "UPDATE outbox SET state = 'dead', last_error = ?, "
                 f"next_attempt_at = NULL, claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}",
                 [f"{at.isoformat()} {reason}", event_id],
             )
@@ -580,7 +586,7 @@ class Store:
         """The sender could not reach the library: nothing was sent, the event waits again."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'pending', claimed_by = NULL, last_error = ? "
+                "UPDATE outbox SET state = 'pending', claimed_by = NULL, last_error = ?, next_attempt_at = NULL "
                 "WHERE event_id = ? AND state = 'inflight'", [f"{at.isoformat()} {reason}", event_id],
             )
 
@@ -626,16 +632,15 @@ class Store:
                 break
         return events
 
-    def claim(self, seq: int, claim: str, at: dt.datetime) -> str:
-        """Take an event for sending; returns the state it had ("inflight" then means its last
-        sender died mid-send, which is as good as "unknown")."""
-        return self.claim_many([seq], claim, at, lambda other: False).get(seq, "inflight")
-
     def claim_many(self, seqs: list[int], claim: str, at: dt.datetime,
                    live: Callable[[str], bool]) -> dict[int, str]:
         """Take events for sending in one durable commit (the worker claims a batch); returns
         the state each had. An event another live sender claimed since it was chosen is left
-        to that sender (two senders never send one event): it is not in the answer."""
+        to that sender (two senders never send one event): it is not in the answer.
+
+        A claimed event is not due again before the settling time: if its sender dies mid-send,
+        the request may still be on its way to the library, and the next sender waits for it
+        to land before asking 17 (as for any unanswered request)."""
         marks = ",".join("?" * len(seqs))
         conn = self._conn
         try:
@@ -648,8 +653,8 @@ class Store:
                 if before:
                     conn.execute(
                         "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
-                        f"next_attempt_at = NULL WHERE seq IN ({','.join('?' * len(before))})",
-                        [claim, *before])
+                        f"next_attempt_at = ? WHERE seq IN ({','.join('?' * len(before))})",
+                        [claim, (at + dt.timedelta(seconds=UNKNOWN_SETTLE_S)).isoformat(), *before])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -662,8 +667,8 @@ class Store:
         """Claimed events that were not sent after all go back to the state they had."""
         with self.transaction(durable=False) as db:  # lost, they are in flight under a dead sender
             for seq, state in before.items():
-                db.execute("UPDATE outbox SET state = ?, claimed_by = NULL, attempts = attempts - 1 "
-                           "WHERE seq = ? AND state = 'inflight'", [state, seq])
+                db.execute("UPDATE outbox SET state = ?, claimed_by = NULL, attempts = attempts - 1, "
+                           "next_attempt_at = NULL WHERE seq = ? AND state = 'inflight'", [state, seq])
 
     def mark_delivered_many(self, event_ids: list[str], at: dt.datetime) -> None:
         """Several events the library has, in one commit (not durable: see mark_delivered)."""
@@ -682,10 +687,11 @@ class Store:
         return self.db.execute(f"SELECT COUNT(*) FROM outbox WHERE item = ? AND state NOT IN {_SETTLED}",
                                [item]).fetchone()[0]
 
-    def mark_unknown_event(self, event_id: str, reason: str, at: dt.datetime) -> None:
+    def mark_unknown_event(self, event_id: str, reason: str, at: dt.datetime, *,
+                           settle_s: float = UNKNOWN_SETTLE_S) -> None:
         seq = self.db.execute("SELECT seq FROM outbox WHERE event_id = ?", [event_id]).fetchone()
         if seq is not None:
-            self.mark_unknown(seq[0], reason, at)
+            self.mark_unknown(seq[0], reason, at, settle_s=settle_s)
 
     def mark_unknown(self, seq: int, reason: str, at: dt.datetime, *, settle_s: float = UNKNOWN_SETTLE_S) -> None:
         """Sent, but no answer came. The request may still be on its way (a slow link, a busy
@@ -891,13 +897,18 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM kiosk_state WHERE key = 'locker_audit'")
 
-    def locker_books(self) -> list[tuple[int, str]]:
+    def in_locker_for_lending(self, slot: int, item: str) -> bool:
+        """Whether this book is (still) one of locker_books(): nothing has started on it."""
+        return (slot, item) in self.locker_books(slot)
+
+    def locker_books(self, slot: int | None = None) -> list[tuple[int, str]]:
         """(slot, item) of the books the kiosk holds for lending: in a locker, not kept for staff,
         no door job open on them, no event of theirs still on its way to the library."""
         return [tuple(row) for row in self.db.execute(
             "SELECT slot, item FROM slots WHERE item IS NOT NULL AND staff_note IS NULL "
             "AND slot NOT IN (SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
-            f"AND item NOT IN (SELECT item FROM outbox WHERE state NOT IN {_SETTLED}) ORDER BY slot")]
+            f"AND item NOT IN (SELECT item FROM outbox WHERE state NOT IN {_SETTLED}) "
+            "AND (? IS NULL OR slot = ?) ORDER BY slot", [slot, slot])]
 
     # -- the queue, for technicians and staff
 

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import random
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,7 @@ class OutboxWorker:
     def __init__(self, store: Store, client: Client, clock: Clock, *, backoff_initial_s: float = 5.0,
                  backoff_max_s: float = 600.0, rng: random.Random | None = None, boot: str | None = None,
                  retention: Any = None, owns: bool = False, purge_every_s: float = 3600.0,
-                 batch: int = 32) -> None:
+                 batch: int = 32, item_lock: Any = None) -> None:
         self._store = store
         self._client = client
         self._clock = clock
@@ -75,6 +76,9 @@ class OutboxWorker:
         # Events claimed together, in one durable commit: a crash then leaves them all in flight
         # under a dead sender, and each is settled with 17 as after any crash.
         self._batch = max(1, batch)
+        # Held while a book in a locker is audited, and by the kiosk while it asks the library
+        # for a loan: the audit never takes back a loan a patron is making at that moment.
+        self._item_lock = item_lock if item_lock is not None else threading.Lock()
 
     def __repr__(self) -> str:
         return f"<OutboxWorker {self._store.path} via {self._client!r}>"
@@ -92,6 +96,7 @@ class OutboxWorker:
         self._purged_at = now
         deleted = self._store.purge(self._clock.now(), delivered_days=self._retention.delivered_retention_days,
                                     cache_days=self._retention.cache_days)
+        self._store.checkpoint(truncate=True)  # old page images (scrubbed numbers) leave the log too
         if any(deleted.values()):
             log.info("retention: deleted %s", ", ".join(f"{n} {table}" for table, n in deleted.items() if n))
         return deleted
@@ -150,6 +155,13 @@ class OutboxWorker:
                     report.stopped = f"the library is unavailable ({exc})"
                     self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
                     return False
+                except Exception as exc:  # noqa: BLE001 - a bug: this event may have gone out
+                    log.exception("outbox event %s (%s) failed in the worker", event["seq"], event["kind"])
+                    self._store.mark_unknown(event["seq"], f"worker failure: {type(exc).__name__}", self._clock.now())
+                    report.unknown += 1
+                    report.stopped = "the worker failed on an event (logged); it is settled with 17 later"
+                    self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
+                    return False
                 self._failures = 0
                 if verdict == "delivered":
                     delivered.append(event["event_id"])
@@ -158,7 +170,8 @@ class OutboxWorker:
                     self._store.mark_dead(event["event_id"], reason, self._clock.now())
                     report.dead += 1
                     report.dead_letters.append(event["event_id"])
-                    log.warning("outbox event %s (%s) is a dead letter: %s", event["seq"], event["kind"], reason)
+                    # (the library's words may name people: they stay with the event, for staff)
+                    log.warning("outbox event %s (%s) is a dead letter for staff", event["seq"], event["kind"])
         finally:
             self._store.mark_delivered_many(delivered, self._clock.now())
         return True
@@ -170,12 +183,17 @@ class OutboxWorker:
         Sip2Error when the library cannot be asked (the audit stays due)."""
         taken = 0
         for slot, item in self._store.locker_books():
-            facts = self._client.item_information(item)
-            if facts.circulation_status not in ON_LOAN:
-                continue
-            result = self._client.checkin(item, return_date=self._clock.now())
+            with self._item_lock:  # no patron is being lent this book meanwhile
+                if not self._store.in_locker_for_lending(slot, item):
+                    continue  # a loan or a return of it has begun since: not the audit's business
+                facts = self._client.item_information(item)
+                if facts.circulation_status not in ON_LOAN:
+                    continue
+                result = self._client.checkin(item, return_date=self._clock.now())
             kind = "phantom-loan-taken-back" if result.ok else "phantom-loan"
             self._store.record_alarm(kind, slot, self._clock.now())
+            if result.ok and result.alert:
+                self._hold_for_staff(item, slot, " ".join(result.screen_messages) or "alert")
             log.warning("locker %d: the library had its book on loan although it never left; %s", slot,
                         "taken back" if result.ok else "the library refused to take it back")
             taken += result.ok
@@ -201,7 +219,12 @@ class OutboxWorker:
     def _deliver(self, event: dict, unsure: bool) -> tuple[str, str]:
         """("delivered" or "dead", reason). Raises Sip2Error when the library cannot be asked."""
         item, kind = event["item"], event["kind"]
-        payload = json.loads(event["payload"] or "{}")
+        try:
+            payload = json.loads(event["payload"] or "{}")
+            if not isinstance(payload, dict):
+                raise ValueError(f"a {type(payload).__name__}, not an object")
+        except ValueError as exc:  # nothing was sent: staff look at it
+            return "dead", f"the event's record is damaged ({exc}); nothing was sent"
         if not event["clock_synced"]:
             # Its dates came from a clock nobody had set: the replay's own time is the best fact.
             payload = {key: value for key, value in payload.items()

@@ -324,3 +324,39 @@ def test_a_crash_of_the_process_alone_needs_no_audit(tmp_path, clock, ils):
         assert not again.store.locker_audit_due()
     finally:
         again.close()
+
+
+def test_the_locker_audit_leaves_a_loan_made_since_it_began(tmp_path, clock, ils, monkeypatch):
+    k = make_kiosk(tmp_path, clock, ils)
+    try:
+        worker = k._outbox_factory(item_lock=k._circulation)
+        listed = worker._store.locker_books()  # the audit lists the lockers' books...
+        login(k)
+        borrow(k, "EM0000000003", 3)  # ...a patron borrows one of them, online...
+        real = worker._store.locker_books
+        monkeypatch.setattr(worker._store, "locker_books", lambda slot=None: listed if slot is None else real(slot))
+        assert worker.audit_lockers() == 0  # ...and the audit reaches it: not its business now
+        worker.close()
+        assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
+    finally:
+        k.close()
+
+
+@pytest.mark.parametrize("card", [GOOD_CARD, FINED_CARD])
+def test_offline_a_card_only_ever_seen_without_its_pin_is_not_trusted(tmp_path, clock, ils, card):
+    k = make_kiosk(tmp_path, clock, ils, unknown_members="one-item")
+    try:
+        k.devices.card_reader.present(bytes.fromhex(card))  # tapped online, then walked away at the PIN
+        k.pump()
+        k.tap("cancel")
+        ils.faults.down = True
+        login(k, uid=card, pin="0000")  # not its PIN: nothing here can tell
+        if card == FINED_CARD:  # the library's verdict still holds
+            k.tap("borrow")
+            assert k.state.screen == "error" and k.state.notice.reason is Reason.FINES
+        else:  # judged as a card never seen: one book at most
+            borrow(k, "EM0000000003", 3)
+            choose(k, "EM0000000004")
+            assert k.state.notice.reason is Reason.OFFLINE_LIMIT and k.state.notice.detail("limit") == "1"
+    finally:
+        k.close()

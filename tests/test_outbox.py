@@ -2,6 +2,7 @@
 
 import datetime as dt
 import random
+import threading
 
 import pytest
 
@@ -169,6 +170,8 @@ def test_a_live_senders_event_is_left_alone_and_a_dead_ones_is_reconciled(worker
     # The sender was a process of an earlier boot (a power cut): reconcile, then deliver.
     store.db.execute("UPDATE outbox SET claimed_by = 'old-boot:1'")
     store.db.conn.commit()
+    assert worker.drain().delivered == 0  # it may still be on its way: left to settle first
+    clock.advance(60)
     assert worker.drain().delivered == 1
     assert [e["action"] for e in ils_log(ils, "EM0000000025")] == ["checkin"]
 
@@ -247,3 +250,47 @@ def test_a_return_never_sent_goes_without_asking_and_a_refusal_is_looked_into(wo
     assert [e["action"] for e in ils_log(ils, "EM0000000026")] == ["checkin"]  # one exchange: no 17
     assert [(e["action"], e["ok"]) for e in ils_log(ils, "EM0000000025")] == [("checkin", True), ("checkin", False)]
     assert store.outbox("dead") == []  # the library had it back already: 17 says so
+
+
+def test_a_dead_senders_checkout_is_left_to_land_before_it_is_reconciled(tmp_path, ils, clock):
+    from sync.demo_ils import HeldRequest
+    from steps import queue_loan as queue
+
+    db = tmp_path / "k2.db"
+    with Store(db) as st:
+        seed_kiosk(st, clock, 24, whole_library=False)
+        queue(st, clock, "EM0000000003", MEMBER, boot="b0")
+        [event] = st.outbox("pending")
+        st.claim_many([event["seq"]], "b0:1", clock.now(), lambda c: False)  # a process that then died
+    settings = ClientSettings(host=ils.address[0], port=ils.address[1], user="kiosk", password="kiosk-demo",
+                              institution="111101", response_timeout_s=5, connect_timeout_s=2)
+    held = HeldRequest()
+    with Client(settings, clock=clock) as dying:  # its checkout, still on its way
+        dying.connect()
+        ils.faults.hold_next = held
+        sending = threading.Thread(target=lambda: dying.checkout(MEMBER, "EM0000000003", no_block=True))
+        sending.start()
+        assert held.arrived.wait(5)
+        worker = OutboxWorker(Store(db), Client(settings, clock=clock), clock, boot="b1", owns=True)
+        try:
+            assert worker.drain().delivered == 0  # not reconciled yet: it may still land
+            held.release()
+            sending.join(10)
+            clock.advance(60)
+            assert worker.drain().delivered == 1  # 17: on loan, the earlier attempt went through
+        finally:
+            worker.close()
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+
+
+def test_a_damaged_event_is_a_dead_letter_and_the_rest_still_go(store, worker, ils, clock):
+    offline_loan(store, clock, "EM0000000003", 3)
+    offline_loan(store, clock, "EM0000000004", 4)
+    with store.transaction() as db:
+        db.execute("UPDATE outbox SET payload = '{' WHERE item = 'EM0000000003'")
+    report = worker.drain()
+    assert (report.delivered, report.dead) == (1, 1)
+    states = {e["item"]: e["state"] for e in store.outbox()}
+    assert states == {"EM0000000003": "dead", "EM0000000004": "delivered"}
+    assert "damaged" in store.outbox("dead")[0]["last_error"]
+    assert "EM0000000003" not in ils_loans(ils)  # nothing was sent for it
