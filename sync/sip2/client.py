@@ -448,7 +448,7 @@ class Client:
             if detect and reply.sequence is not None and reply.sequence != sequence:
                 raise self._unknown(name, f"the reply carries sequence number {reply.sequence}, "
                                           f"not {sequence}")
-            if self._frames or self._reader.pending:
+            if self._frames or self._reader._buffer:
                 # More than one reply to one request: whatever follows could be taken for the
                 # next request's answer, so start the next request on a new connection.
                 log.warning("SIP2 %s: the server sent more than one reply; reconnecting", name)
@@ -478,25 +478,36 @@ class Client:
             return self._frames.popleft()
         # The socket's timeout is the full response timeout between requests: the first recv
         # needs no timeout call (this is the hot path); later ones get what is left.
-        data = self._recv(sock)
+        try:
+            data = sock.recv(_RECV_BYTES)
+        except OSError as exc:
+            raise self._no_answer(exc) from None
+        reader = self._reader
+        if data.__class__ is bytes and not reader._buffer and not reader._skipping \
+                and data.find(b"\r") == len(data) - 1 and len(data) > 1 and data[0] != 10 \
+                and len(data) <= reader.max_frame + 1:
+            return data[:-1]  # the usual read: exactly one whole frame (what feed() would make of it)
         frames: list[bytes] | None = []
         if data:
             try:
-                frames = self._reader.feed(data)
+                frames = reader.feed(data)
             except FrameError:
                 frames = None
-            if frames is not None and len(frames) == 1:  # the usual read: one whole frame
+            if frames is not None and len(frames) == 1:  # one whole frame, after a buffered part
                 return frames[0]
         return self._read_more(sock, deadline, data, frames)
 
     def _recv(self, sock: Any) -> bytes:
         try:
             return sock.recv(_RECV_BYTES)
-        except (socket.timeout, ssl.SSLWantReadError, BlockingIOError):
-            # BlockingIOError: the kernel's SO_RCVTIMEO ran out (EAGAIN)
-            raise _NoAnswer(f"no answer within {self.settings.response_timeout_s:g} s") from None
         except OSError as exc:
-            raise _NoAnswer(f"the connection was lost: {_why(exc)}") from None
+            raise self._no_answer(exc) from None
+
+    def _no_answer(self, exc: OSError) -> _NoAnswer:
+        if isinstance(exc, (socket.timeout, ssl.SSLWantReadError, BlockingIOError)):
+            # BlockingIOError: the kernel's SO_RCVTIMEO ran out (EAGAIN)
+            return _NoAnswer(f"no answer within {self.settings.response_timeout_s:g} s")
+        return _NoAnswer(f"the connection was lost: {_why(exc)}")
 
     def _read_more(self, sock: Any, deadline: float, data: bytes, frames: list[bytes] | None) -> bytes:
         """_read_frame after its first recv: `data` is what it got, `frames` what the reader made
