@@ -89,9 +89,18 @@ class Dialect:
         object.__setattr__(self, "_trailing", _trailing(self.delimiter, self.encoding))
         object.__setattr__(self, "_sums_bytes", self.checksum_mode == "bytes")
         object.__setattr__(self, "_end", b"\r" if self.terminator == "\r" else b"\r\n")
+        object.__setattr__(self, "_split_fields", _field_splitter(self.delimiter))
 
 
 _TRAILING = b" \t\n\r\f\v\x00"
+
+
+@functools.lru_cache(maxsize=32)
+def _field_splitter(delimiter: str) -> Callable[[str], list[tuple[str, str]]]:
+    """`[(piece[:2], piece[2:]) for piece in text.split(delimiter) if piece]`, done by the regex
+    engine in one call: each run of non-delimiter characters, cut after its first two."""
+    other = f"[^{re.escape(delimiter)}]"
+    return re.compile(f"({other}{{1,2}})({other}*)", re.DOTALL).findall
 
 
 @functools.lru_cache(maxsize=32)
@@ -163,18 +172,20 @@ class Message:
 
 
 _new = object.__new__
-_set = object.__setattr__
+# Each slot's own setter: what object.__setattr__ ends up calling, without looking the name up.
+_SET_COMMAND, _SET_FIXED, _SET_FIELDS, _SET_SEQUENCE, _SET_CHECKSUM_OK = (
+    Message.__dict__[name].__set__ for name in ("command", "fixed", "fields", "sequence", "checksum_ok"))
 
 
 def _message(command: str, fixed: Mapping[str, str], fields: tuple[tuple[str, str], ...],
              sequence: int | None = None, checksum_ok: bool | None = None) -> Message:
     """Message(...) without the generated __init__'s keyword handling (decode builds one per frame)."""
     message = _new(Message)
-    _set(message, "command", command)
-    _set(message, "fixed", fixed)
-    _set(message, "fields", fields)
-    _set(message, "sequence", sequence)
-    _set(message, "checksum_ok", checksum_ok)
+    _SET_COMMAND(message, command)
+    _SET_FIXED(message, fixed)
+    _SET_FIELDS(message, fields)
+    _SET_SEQUENCE(message, sequence)
+    _SET_CHECKSUM_OK(message, checksum_ok)
     return message
 
 
@@ -517,8 +528,10 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
     checksum_ok: bool | None = None
     try:
         trailing, sums_bytes = dialect._trailing, dialect._sums_bytes  # type: ignore[attr-defined]
+        split_fields = dialect._split_fields  # type: ignore[attr-defined]
     except AttributeError:
         trailing, sums_bytes = _trailing(dialect.delimiter, dialect.encoding), False
+        split_fields = _field_splitter(dialect.delimiter)
     end = len(data.rstrip(trailing))
     body_end = len(data)
     at = end - 6  # where "AZ" would start
@@ -557,7 +570,7 @@ def decode(frame: bytes, dialect: Dialect = DEFAULT) -> Message:
         fields: tuple[tuple[str, str], ...] = ()
     elif rest.isascii() or unicodedata.is_normalized("NFC", rest):
         # Any piece of NFC text is NFC too: taking away context cannot enable a composition.
-        fields = tuple([(piece[:2], piece[2:]) for piece in rest.split(dialect.delimiter) if piece])
+        fields = tuple(split_fields(rest))
     else:
         # Per value, not per frame, so that a leading combining mark never merges into the id.
         normalize = unicodedata.normalize
