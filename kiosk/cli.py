@@ -452,6 +452,14 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue_event(store, seq: int) -> dict | None:
+    """Outbox event #seq, or None after saying there is none."""
+    row = store.queue_event(seq)
+    if row is None:
+        print(f"no outbox event #{seq} (see kiosk queue list)", file=sys.stderr)
+    return row
+
+
 def cmd_queue_show(args: argparse.Namespace) -> int:
     from kiosk.staff import event_view
 
@@ -459,9 +467,8 @@ def cmd_queue_show(args: argparse.Namespace) -> int:
     if store is None:
         return 1
     with store:
-        row = store.queue_event(args.id)
+        row = _queue_event(store, args.id)
     if row is None:
-        print(f"no outbox event #{args.id} (see kiosk queue list)", file=sys.stderr)
         return 1
     print(json.dumps(event_view(row, full=True), ensure_ascii=False, indent=2))
     return 0
@@ -472,9 +479,8 @@ def cmd_queue_settle(args: argparse.Namespace) -> int:
     if store is None:
         return 1
     with store:
-        row = store.queue_event(args.id)
+        row = _queue_event(store, args.id)
         if row is None:
-            print(f"no outbox event #{args.id} (see kiosk queue list)", file=sys.stderr)
             return 1
         if args.queue_command == "retry":
             done = store.retry_event(args.id, _now(config))
@@ -643,8 +649,10 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--db", help="the kiosk's database (default: the config's)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_queue_status)
+    from kiosk.store import OUTBOX_STATES
+
     listing = queue_sub.add_parser("list", help="the events, oldest first (no member numbers)")
-    listing.add_argument("--state", choices=["pending", "inflight", "unknown", "dead", "delivered", "resolved"])
+    listing.add_argument("--state", choices=OUTBOX_STATES)
     listing.add_argument("--limit", type=int, default=0, help="only the newest N")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_queue_list)

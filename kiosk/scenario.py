@@ -33,6 +33,7 @@ from pathlib import Path
 
 from kiosk.clock import FakeClock
 from kiosk.identifiers import parse_uid_hex
+from kiosk.store import WAITING_STATES
 
 
 class ScenarioError(Exception):
@@ -66,7 +67,7 @@ _EXPECTS = {
 
 
 # what `expect queue STATE N` counts: pending = on its way (pending, in flight or unknown)
-_QUEUE_STATES = {"pending": ("pending", "inflight", "unknown"), "dead": ("dead",), "delivered": ("delivered",)}
+_QUEUE_STATES = {"pending": WAITING_STATES, "dead": ("dead",), "delivered": ("delivered",)}
 
 
 def _check_shape(verb: str, args: list[str], shapes: dict[str, tuple[int, int | None]]) -> str | None:

@@ -11,10 +11,7 @@ import json
 from typing import Any
 
 from kiosk.identifiers import mask
-from kiosk.store import Store
-
-STATES = ("pending", "inflight", "unknown", "dead", "delivered", "resolved")
-WAITING = ("pending", "inflight", "unknown")
+from kiosk.store import OUTBOX_STATES, WAITING_STATES, Store
 
 
 def event_view(row: dict, *, full: bool = False) -> dict[str, Any]:
@@ -42,8 +39,8 @@ def queue_overview(store: Store, now: dt.datetime) -> dict[str, Any]:
     if oldest:
         age_s = max(0.0, (now - dt.datetime.fromisoformat(oldest)).total_seconds())
     return {
-        "counts": {state: status["counts"].get(state, 0) for state in STATES},
-        "waiting": sum(status["counts"].get(state, 0) for state in WAITING),
+        "counts": {state: status["counts"].get(state, 0) for state in OUTBOX_STATES},
+        "waiting": sum(status["counts"].get(state, 0) for state in WAITING_STATES),
         "oldest_waiting": oldest,
         "oldest_waiting_age_s": age_s,
         "unsynced_clock": status["unsynced_clock"],

@@ -179,9 +179,18 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
 # "delivered" (the library has it), "dead" (the library refused it: a dead letter for staff,
 # with its reason in last_error; it holds back later events of the same item).
 # "resolved" (staff settled a dead letter by hand; it no longer holds back its item).
-_UNSETTLED = "('pending', 'inflight', 'unknown')"
-_SETTLED = "('delivered', 'resolved')"
-_OPEN = "('pending', 'inflight', 'unknown', 'dead')"  # what the worker walks: not settled
+WAITING_STATES = ("pending", "inflight", "unknown")  # on their way to the library
+SETTLED_STATES = ("delivered", "resolved")
+OUTBOX_STATES = WAITING_STATES + ("dead",) + SETTLED_STATES
+
+
+def _sql_list(states: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
+_UNSETTLED = _sql_list(WAITING_STATES)
+_SETTLED = _sql_list(SETTLED_STATES)
+_OPEN = _sql_list(WAITING_STATES + ("dead",))  # what the worker walks: not settled
 UNKNOWN_SETTLE_S = 60.0  # how long an unanswered request is given to land before it is reconciled
 
 
@@ -560,13 +569,7 @@ class Store:
 
         Not durable: undone by a power cut, the event is back in flight under a dead sender,
         and the worker settles it with item information (17) without sending it again."""
-        with self.transaction(durable=False) as db:
-            cursor = db.execute(
-                "UPDATE outbox SET state = 'delivered', delivered_at = ?, "
-                f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id],
-            )
-            if cursor.rowcount and not self.keep_member_numbers:
-                self._scrub(db, event_id)
+        self.mark_delivered_many([event_id], at)
 
     def _scrub(self, db: sqlite_utils.Database, event_id: str) -> None:
         db.execute("UPDATE outbox SET member_id = NULL WHERE event_id = ?", [event_id])
@@ -591,11 +594,6 @@ class Store:
             )
 
     # -- the outbox worker's side
-
-    def next_event(self, now: dt.datetime, live: Callable[[str], bool], *,
-                   longest_wait_s: float = 86400.0) -> dict | None:
-        events = self.next_events(now, live, count=1, longest_wait_s=longest_wait_s)
-        return events[0] if events else None
 
     def next_events(self, now: dt.datetime, live: Callable[[str], bool], *, count: int,
                     longest_wait_s: float = 86400.0) -> list[dict]:
