@@ -135,7 +135,7 @@ class Kiosk:
     def _audit_lockers(self) -> None:
         """Before the first patron after an unclean stop: the locker audit, if the library
         answers (otherwise the outbox worker does it as soon as it does)."""
-        worker = self._outbox_factory(item_lock=self._circulation)
+        worker = self._new_worker()
         try:
             taken = worker.audit_lockers()
             if taken:
@@ -163,7 +163,7 @@ class Kiosk:
             self._background.append(threading.Thread(target=keep_alive_loop, name="kiosk-keepalive", daemon=True))
         if self._outbox_factory is not None:
             def sync_loop() -> None:
-                worker = self._outbox_factory(item_lock=self._circulation)
+                worker = self._new_worker()
                 try:
                     while not self._background_stop.is_set():
                         woken = self._sync_wake.is_set()
@@ -189,11 +189,11 @@ class Kiosk:
         if self._outbox_factory is None:
             return None
         if self._outbox_worker is None:
-            self._outbox_worker = self._outbox_factory(item_lock=self._circulation)
+            self._outbox_worker = self._new_worker()
         return self._outbox_worker.drain(retry_now=True)
 
-    def close(self) -> None:
-        """Idempotent; the lock bank locks every door as it closes (fail secure)."""
+    def _stop_background(self) -> None:
+        """Stop the keep-alive and the outbox worker (theirs and sync_now's)."""
         self._background_stop.set()
         self._sync_wake.set()
         for thread in self._background:
@@ -202,6 +202,15 @@ class Kiosk:
         if self._outbox_worker is not None:
             self._outbox_worker.close()
             self._outbox_worker = None
+
+    def _new_worker(self) -> Any:
+        """An outbox worker of its own (database and library connections), sharing the lock
+        that keeps the locker audit away from a loan being made."""
+        return self._outbox_factory(item_lock=self._circulation)
+
+    def close(self) -> None:
+        """Idempotent; the lock bank locks every door as it closes (fail secure)."""
+        self._stop_background()
         for name, device in reversed(self.devices.all()):
             try:
                 device.close()
@@ -223,17 +232,10 @@ class Kiosk:
     def power_cut(self) -> None:
         """Stop as a power cut would (scenarios and tests): nothing is locked, ended or written;
         what is on disk is all the next start has. The display is left for the next kiosk."""
-        self._background_stop.set()
-        self._sync_wake.set()
-        for thread in self._background:
-            thread.join(timeout=5)
-        self._background = []
+        self._stop_background()
         client = getattr(self.library, "client", None)
         if client is not None:
             client.close()
-        if self._outbox_worker is not None:
-            self._outbox_worker.close()
-            self._outbox_worker = None
         self.store.close()
         self._started = False
 

@@ -329,7 +329,7 @@ def test_a_crash_of_the_process_alone_needs_no_audit(tmp_path, clock, ils):
 def test_the_locker_audit_leaves_a_loan_made_since_it_began(tmp_path, clock, ils, monkeypatch):
     k = make_kiosk(tmp_path, clock, ils)
     try:
-        worker = k._outbox_factory(item_lock=k._circulation)
+        worker = k._new_worker()
         listed = worker._store.locker_books()  # the audit lists the lockers' books...
         login(k)
         borrow(k, "EM0000000003", 3)  # ...a patron borrows one of them, online...
