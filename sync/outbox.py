@@ -143,23 +143,8 @@ class OutboxWorker:
                 unsure = before[event["seq"]] in ("unknown", "inflight")
                 try:
                     verdict, reason = self._deliver(event, unsure)
-                except OutcomeUnknown as exc:
-                    self._store.mark_unknown(event["seq"], str(exc), self._clock.now())
-                    report.unknown += 1
-                    report.stopped = "the library did not answer"
-                    self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
-                    return False
-                except Sip2Error as exc:  # unreachable, login refused, backing off: nothing was sent
-                    self._defer(event, "unknown" if unsure else "pending", str(exc))
-                    report.deferred += 1
-                    report.stopped = f"the library is unavailable ({exc})"
-                    self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
-                    return False
-                except Exception as exc:  # noqa: BLE001 - a bug: this event may have gone out
-                    log.exception("outbox event %s (%s) failed in the worker", event["seq"], event["kind"])
-                    self._store.mark_unknown(event["seq"], f"worker failure: {type(exc).__name__}", self._clock.now())
-                    report.unknown += 1
-                    report.stopped = "the worker failed on an event (logged); it is settled with 17 later"
+                except Exception as exc:  # the drain stops here; the rest of the batch waits again
+                    self._settle_failure(event, unsure, exc, report)
                     self._store.unclaim({e["seq"]: before[e["seq"]] for e in events[n + 1:]})
                     return False
                 self._failures = 0
@@ -175,6 +160,21 @@ class OutboxWorker:
         finally:
             self._store.mark_delivered_many(delivered, self._clock.now())
         return True
+
+    def _settle_failure(self, event: dict, unsure: bool, exc: Exception, report: DrainReport) -> None:
+        if isinstance(exc, OutcomeUnknown):  # sent, unanswered: settled with 17 after a while
+            self._store.mark_unknown(event["seq"], str(exc), self._clock.now())
+            report.unknown += 1
+            report.stopped = "the library did not answer"
+        elif isinstance(exc, Sip2Error):  # unreachable, login refused, backing off: nothing was sent
+            self._defer(event, "unknown" if unsure else "pending", str(exc))
+            report.deferred += 1
+            report.stopped = f"the library is unavailable ({exc})"
+        else:  # a bug: the event may have gone out, so it is treated as unanswered
+            log.error("outbox event %s (%s) failed in the worker", event["seq"], event["kind"], exc_info=exc)
+            self._store.mark_unknown(event["seq"], f"worker failure: {type(exc).__name__}", self._clock.now())
+            report.unknown += 1
+            report.stopped = "the worker failed on an event (logged); it is settled with 17 later"
 
     def audit_lockers(self) -> int:
         """After an unclean stop: every book in a locker is asked about (17), and one the library
@@ -232,7 +232,7 @@ class OutboxWorker:
         if kind == "checkin" and not unsure:
             # Never sent before: a checkin changes nothing at a library that already has the book
             # back, so it goes without asking first; only a refusal is looked into (17).
-            return self._check_in(item, payload, lambda: self._client.item_information(item))
+            return self._check_in(item, payload, look_into_refusal=True)
         facts = self._client.item_information(item)
         on_loan = facts.circulation_status in ON_LOAN
         if kind == "checkout":
@@ -254,17 +254,17 @@ class OutboxWorker:
         if kind == "checkin":
             if not on_loan:
                 return "delivered", "the library shows it returned already"
-            return self._check_in(item, payload, None)
+            return self._check_in(item, payload, look_into_refusal=False)
         return "dead", f"unknown event kind {kind!r}"
 
-    def _check_in(self, item: str, payload: dict, ask: Any) -> tuple[str, str]:
+    def _check_in(self, item: str, payload: dict, *, look_into_refusal: bool) -> tuple[str, str]:
         when = _when(payload.get("return_date") or payload.get("transaction_date"), self._clock)
         result = self._client.checkin(item, no_block=True, transaction_date=when, return_date=when)
         if result.ok and result.alert and not payload.get("undo"):
             self._hold_for_staff(item, payload.get("slot"), " ".join(result.screen_messages) or "alert")
         if result.ok:
             return "delivered", ""
-        if ask is not None and ask().circulation_status not in ON_LOAN:
+        if look_into_refusal and self._client.item_information(item).circulation_status not in ON_LOAN:
             return "delivered", "the library shows it returned already"
         return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
 
