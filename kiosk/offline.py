@@ -161,7 +161,7 @@ class OfflineFirst:
             member_id=credential, name="",
             expires=dt.date.fromisoformat(row["expires"]) if row and row["expires"] else None,
             loans_here=here, loans_network=network,
-            library_decides=True, verdict=self._judge(credential, row), offline=True,
+            library_decides=True, verdict=self._judge(credential, row, (here, network)), offline=True,
         )
 
     def _count(self, row: dict | None) -> tuple[int, int]:
@@ -170,8 +170,10 @@ class OfflineFirst:
         since = self._store.loans_since(row["member_key"], row["cached_at"])
         return row["loans_here"] + since, row["loans_network"] + since
 
-    def _judge(self, member_id: str, row: dict | None) -> Refusal | None:
-        """Why the kiosk will not lend this member one more book while offline, or None."""
+    def _judge(self, member_id: str, row: dict | None,
+               counts: tuple[int, int] | None = None) -> Refusal | None:
+        """Why the kiosk will not lend this member one more book while offline, or None.
+        `counts`: the member's (here, network) loans, when the caller has them already."""
         rules, policy = self._rules, self._policy
         if not rules.allowed:
             return refusal(Reason.OFFLINE_NO_LENDING)
@@ -189,7 +191,7 @@ class OfflineFirst:
             if rules.unknown_members == "one-item":
                 return refusal(Reason.OFFLINE_LIMIT, limit=1) if pending >= 1 else None
             return refusal(Reason.OFFLINE_NEW_MEMBER)
-        here, network = self._count(row)
+        here, network = counts or self._count(row)
         if here >= policy.library_limit:
             return refusal(Reason.LIBRARY_LIMIT, limit=policy.library_limit)
         if network >= policy.network_limit:
