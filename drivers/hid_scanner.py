@@ -13,7 +13,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
-from drivers.keyboard_wedge import KeyDecoder
+from drivers.keyboard_wedge import KeyDecoder, open_input
 from drivers.line_scanner import DeviceGone, LineScanner, import_or_explain
 
 MAX_KEYS = 512  # characters typed without Enter before the line is junk
@@ -41,14 +41,7 @@ class HidScanner(LineScanner):
         return "is it plugged in, and is the kiosk's user in the 'input' group?"
 
     def _open(self) -> None:
-        device = self._evdev.InputDevice(self.evdev_path)
-        try:
-            if self.grab:
-                device.grab()  # its keys reach the kiosk only
-        except OSError:
-            device.close()
-            raise
-        self._device = device
+        self._device = open_input(self._evdev, self.evdev_path, grab=self.grab)
         self.decoder.reset()
 
     def _release(self) -> None:

@@ -105,6 +105,19 @@ class KeyDecoder:
         self._overflow = False
 
 
+def open_input(evdev: Any, path: str, *, grab: bool) -> Any:
+    """An evdev input device, grabbed so that its keys reach the kiosk only (closed again if the
+    grab fails: another program holds it)."""
+    device = evdev.InputDevice(path)
+    try:
+        if grab:
+            device.grab()
+    except OSError:
+        device.close()
+        raise
+    return device
+
+
 class KeyboardWedgeReader(PollingCardReader):
     """A keyboard-wedge card reader at `evdev_path` (best a /dev/input/by-id/ path)."""
 
@@ -137,14 +150,7 @@ class KeyboardWedgeReader(PollingCardReader):
         except ImportError as exc:
             raise DeviceError(f"{exc.name or exc} is not installed: pip install '.[pi]'") from None
 
-        device = evdev.InputDevice(self.evdev_path)
-        try:
-            if self.grab:
-                device.grab()  # its keys reach the kiosk only
-        except OSError:
-            device.close()
-            raise
-        self._device = device
+        self._device = open_input(evdev, self.evdev_path, grab=self.grab)
         self.decoder.reset()
         self._lines.clear()
 
