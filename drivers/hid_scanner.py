@@ -10,10 +10,9 @@ and an Enter suffix (most are, out of the box).
 
 from __future__ import annotations
 
-import select
 from typing import Any
 
-from drivers.keyboard_wedge import KeyDecoder, open_input
+from drivers.keyboard_wedge import KeyDecoder, open_input, read_lines
 from drivers.line_scanner import DeviceGone, LineScanner, import_or_explain
 
 MAX_KEYS = 512  # characters typed without Enter before the line is junk
@@ -56,16 +55,8 @@ class HidScanner(LineScanner):
         device.close()
 
     def _read(self) -> list[str]:
-        lines: list[str] = []
         try:
-            ready, _, _ = select.select([self._device.fd], [], [], self.poll_interval_s)
-            if ready:
-                for event in self._device.read():
-                    line = self.decoder.feed_event(event)
-                    if line is not None:
-                        lines.append(line)
-        except BlockingIOError:
-            pass
+            lines = read_lines(self._device, self.decoder, self.poll_interval_s)
         except OSError as exc:
             self.decoder.reset()
             raise DeviceGone(exc.strerror or str(exc)) from None

@@ -118,6 +118,21 @@ def open_input(evdev: Any, path: str, *, grab: bool) -> Any:
     return device
 
 
+def read_lines(device: Any, decoder: KeyDecoder, timeout_s: float) -> list[str]:
+    """The text lines the device's waiting key events complete (waits up to `timeout_s`)."""
+    lines: list[str] = []
+    try:
+        ready, _, _ = select.select([device.fd], [], [], timeout_s)
+        if ready:
+            for event in device.read():
+                line = decoder.feed_event(event)
+                if line is not None:
+                    lines.append(line)
+    except BlockingIOError:
+        pass
+    return lines
+
+
 class KeyboardWedgeReader(PollingCardReader):
     """A keyboard-wedge card reader at `evdev_path` (best a /dev/input/by-id/ path)."""
 
@@ -170,14 +185,7 @@ class KeyboardWedgeReader(PollingCardReader):
     def _read(self) -> bytes | None:
         if not self._lines:
             try:
-                ready, _, _ = select.select([self._device.fd], [], [], self.poll_interval_s)
-                if ready:
-                    for event in self._device.read():
-                        line = self.decoder.feed_event(event)
-                        if line is not None:
-                            self._lines.append(line)
-            except BlockingIOError:
-                pass
+                self._lines.extend(read_lines(self._device, self.decoder, self.poll_interval_s))
             except OSError as exc:
                 raise ReaderGone(f"{self._describe()} went away ({exc.strerror or exc}): unplugged?") from None
             if self.decoder.overflows > self._overflows:
