@@ -756,7 +756,7 @@ def outbox_factory(config: Config, db_path: Path, clock: Clock, *, sip2: Any = N
         from sync.sip2.client import Client
 
         settings = sip2 or sip2_settings(config)
-        store = Store(db_path, keep_member_numbers=False)
+        store = Store(db_path, keep_member_numbers=False, clock=clock)
         return OutboxWorker(store, Client(settings, clock=clock), clock,
                             backoff_initial_s=config.sip2.backoff_initial_s, backoff_max_s=config.sip2.backoff_max_s,
                             retention=config.offline, owns=True, item_lock=item_lock)
@@ -806,7 +806,7 @@ def build(
     """Wire a kiosk from the config: store (seeded if asked), library, devices, display."""
     db_path = db_path or config.database
     try:
-        store = Store(db_path, keep_member_numbers=config.library.backend == "local")
+        store = Store(db_path, keep_member_numbers=config.library.backend == "local", clock=clock)
     except StoreError as exc:
         return _out_of_service(config, clock, display, str(exc))
     try:

@@ -45,9 +45,9 @@ class SystemClock:
 class FakeClock:
     """A clock that moves only when told to (tests and scenarios)."""
 
-    def __init__(self, start: dt.datetime | None = None, *, synced: bool = True) -> None:
+    def __init__(self, start: dt.datetime | None = None, *, synced: bool = True, uptime: float = 1000.0) -> None:
         self._wall = start or dt.datetime(2026, 11, 2, 10, 0, 0, tzinfo=KST)
-        self._mono = 1000.0
+        self._mono = uptime  # as Linux's monotonic clock: seconds since boot
         self.is_synced = synced
 
     def monotonic(self) -> float:
@@ -64,6 +64,11 @@ class FakeClock:
             raise ValueError("a clock cannot go backwards")
         self._mono += seconds
         self._wall += dt.timedelta(seconds=seconds)
+
+    def set_wall(self, when: dt.datetime) -> None:
+        """The wall clock is set, forward or back (NTP after boot, or by hand); monotonic time
+        does not move."""
+        self._wall = when
 
     def __repr__(self) -> str:
         return f"<FakeClock {self._wall.isoformat()} mono={self._mono:.1f}>"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from kiosk.clock import Clock, SystemClock, boot_id
 from kiosk.session import DoorJob, LoanLine, ShelfItem
 
 log = logging.getLogger("kiosk.store")
@@ -170,9 +171,16 @@ def _offline_v4(db: sqlite_utils.Database) -> None:
     db["kiosk_state"].create({"key": str, "value": str}, pk="key")
 
 
+def _settling_v5(db: sqlite_utils.Database) -> None:
+    # An unanswered request's settling time by the monotonic clock of the boot that sent it, so
+    # that a wall clock set forward (a Pi synchronising after boot) cannot cut it short.
+    db["outbox"].add_column("settle_boot", str)
+    db["outbox"].add_column("settle_mono", float)
+
+
 # Each migration runs in the same transaction as the row that records it.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _create_v1, _online_ils_v2, _outbox_claims_v3, _offline_v4)
+    _create_v1, _online_ils_v2, _outbox_claims_v3, _offline_v4, _settling_v5)
 
 # Outbox states: "pending" (to send to the library), "inflight" (being sent by `claimed_by`),
 # "unknown" (sent, but no answer came: reconcile with item information before anything else),
@@ -240,8 +248,12 @@ def connect(path: Path | str) -> sqlite3.Connection:
 class Store:
     """The kiosk's database. Methods are small and named for what they record or answer."""
 
-    def __init__(self, path: Path | str, *, keep_member_numbers: bool = True) -> None:
+    def __init__(self, path: Path | str, *, keep_member_numbers: bool = True, clock: Clock | None = None,
+                 boot: str | None = None) -> None:
         self.path = Path(path)
+        # Settling times run on this clock's monotonic time, within this boot (`boot`).
+        self._clock = clock if clock is not None else SystemClock()
+        self._boot = boot if boot is not None else boot_id()
         # False when the library system keeps the records (SIP2): once an event has reached it,
         # the member's number is scrubbed and only its keyed hash stays on this device.
         self.keep_member_numbers = keep_member_numbers
@@ -538,8 +550,10 @@ class Store:
                 {"transaction_date": at, "return_date": at, "slot": job.slot, "undo": True}, stamp,
             )
             if settle_s:  # as for any unanswered request: settled with 17 once it has had time
-                db.execute("UPDATE outbox SET state = 'unknown', next_attempt_at = ? WHERE event_id = ?",
-                           [(stamp.wall + dt.timedelta(seconds=settle_s)).isoformat(), event_id])
+                db.execute("UPDATE outbox SET state = 'unknown', next_attempt_at = ?, settle_boot = ?, "
+                           "settle_mono = ? WHERE event_id = ?",
+                           [(stamp.wall + dt.timedelta(seconds=settle_s)).isoformat(), *self._settle(settle_s),
+                            event_id])
         return event_id
 
     def _add_outbox(
@@ -548,6 +562,7 @@ class Store:
         claim: str | None = None,
     ) -> None:
         state = "delivered" if delivered else "inflight" if claim else "pending"
+        settle_boot, settle_mono = self._settle(UNKNOWN_SETTLE_S) if claim else (None, None)
         db["outbox"].insert(
             {
                 "attempts": 1 if delivered or claim else 0,
@@ -560,8 +575,23 @@ class Store:
                 "claimed_by": claim,
                 # claimed: not due again before the settling time, should its sender die mid-send
                 "next_attempt_at": (stamp.wall + dt.timedelta(seconds=UNKNOWN_SETTLE_S)).isoformat() if claim else None,
+                "settle_boot": settle_boot, "settle_mono": settle_mono,
             }
         )
+
+    def _settle(self, seconds: float) -> tuple[str, float]:
+        """(settle_boot, settle_mono) for a settling time of `seconds` from now."""
+        return self._boot, self._clock.monotonic() + seconds
+
+    def _settling(self, row: dict) -> bool:
+        """Whether an event is still waiting out its settling time. Within the boot that set it,
+        by the monotonic clock (the wall clock may have been set since); an event from an
+        earlier boot has settled once this boot has run that long (the reboot came after it)."""
+        if row["settle_mono"] is None:
+            return False
+        if row["settle_boot"] == self._boot:
+            return self._clock.monotonic() < row["settle_mono"]
+        return self._clock.monotonic() < UNKNOWN_SETTLE_S
 
     def mark_delivered(self, event_id: str, at: dt.datetime) -> None:
         """The library has this event. Where the library keeps the records, the member's number
@@ -589,8 +619,8 @@ class Store:
         """The sender could not reach the library: nothing was sent, the event waits again."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'pending', claimed_by = NULL, last_error = ?, next_attempt_at = NULL "
-                "WHERE event_id = ? AND state = 'inflight'", [f"{at.isoformat()} {reason}", event_id],
+                "UPDATE outbox SET state = 'pending', claimed_by = NULL, last_error = ?, next_attempt_at = NULL, "
+                "settle_mono = NULL WHERE event_id = ? AND state = 'inflight'", [f"{at.isoformat()} {reason}", event_id],
             )
 
     # -- the outbox worker's side
@@ -619,7 +649,10 @@ class Store:
                 break
             if item in held:
                 continue
-            waiting = row["next_attempt_at"] is not None and due_by < row["next_attempt_at"] <= latest
+            if row["settle_mono"] is not None:  # settling: the monotonic clock decides, not the wall
+                waiting = self._settling(row)
+            else:  # a back-off, by the wall clock
+                waiting = row["next_attempt_at"] is not None and due_by < row["next_attempt_at"] <= latest
             busy = row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"])
             if row["state"] == "dead" or waiting or busy:
                 held.add(item)
@@ -651,8 +684,10 @@ class Store:
                 if before:
                     conn.execute(
                         "UPDATE outbox SET state = 'inflight', claimed_by = ?, attempts = attempts + 1, "
-                        f"next_attempt_at = ? WHERE seq IN ({','.join('?' * len(before))})",
-                        [claim, (at + dt.timedelta(seconds=UNKNOWN_SETTLE_S)).isoformat(), *before])
+                        f"next_attempt_at = ?, settle_boot = ?, settle_mono = ? "
+                        f"WHERE seq IN ({','.join('?' * len(before))})",
+                        [claim, (at + dt.timedelta(seconds=UNKNOWN_SETTLE_S)).isoformat(),
+                         *self._settle(UNKNOWN_SETTLE_S), *before])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -666,7 +701,8 @@ class Store:
         with self.transaction(durable=False) as db:  # lost, they are in flight under a dead sender
             for seq, state in before.items():
                 db.execute("UPDATE outbox SET state = ?, claimed_by = NULL, attempts = attempts - 1, "
-                           "next_attempt_at = NULL WHERE seq = ? AND state = 'inflight'", [state, seq])
+                           "next_attempt_at = NULL, settle_mono = NULL WHERE seq = ? AND state = 'inflight'",
+                           [state, seq])
 
     def mark_delivered_many(self, event_ids: list[str], at: dt.datetime) -> None:
         """Several events the library has, in one commit (not durable: see mark_delivered)."""
@@ -697,17 +733,18 @@ class Store:
         lands late would meet its own resend there, and become a renewal."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = 'unknown', claimed_by = NULL, last_error = ?, next_attempt_at = ? "
-                "WHERE seq = ?",
-                [f"{at.isoformat()} {reason}", (at + dt.timedelta(seconds=settle_s)).isoformat(), seq],
+                "UPDATE outbox SET state = 'unknown', claimed_by = NULL, last_error = ?, next_attempt_at = ?, "
+                "settle_boot = ?, settle_mono = ? WHERE seq = ?",
+                [f"{at.isoformat()} {reason}", (at + dt.timedelta(seconds=settle_s)).isoformat(),
+                 *(self._settle(settle_s) if settle_s else (None, None)), seq],
             )
 
     def retry_later(self, seq: int, state: str, when: dt.datetime, reason: str, at: dt.datetime) -> None:
         """Nothing reached the library: back to `state` (pending or unknown), not before `when`."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE outbox SET state = ?, claimed_by = NULL, next_attempt_at = ?, last_error = ? "
-                "WHERE seq = ?", [state, when.isoformat(), f"{at.isoformat()} {reason}", seq],
+                "UPDATE outbox SET state = ?, claimed_by = NULL, next_attempt_at = ?, last_error = ?, "
+                "settle_mono = NULL WHERE seq = ?", [state, when.isoformat(), f"{at.isoformat()} {reason}", seq],
             )
 
     def retry_now(self) -> None:
@@ -919,7 +956,7 @@ class Store:
         item information first, as always). False when the event is not a dead letter."""
         with self.transaction() as db:
             return db.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = NULL, "
+                "UPDATE outbox SET state = 'pending', next_attempt_at = NULL, settle_mono = NULL, "
                 "last_error = last_error || ' | retried by staff ' || ? WHERE seq = ? AND state = 'dead'",
                 [at.isoformat(), seq]).rowcount == 1
 

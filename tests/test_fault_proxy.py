@@ -65,7 +65,7 @@ def client(proxy, clock):
 
 @pytest.fixture
 def store(tmp_path, clock):
-    with Store(tmp_path / "kiosk.db") as st:
+    with Store(tmp_path / "kiosk.db", clock=clock) as st:
         seed_kiosk(st, clock, 24, whole_library=False)
         yield st
 

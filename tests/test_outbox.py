@@ -19,7 +19,7 @@ BOOT = "boot-test"
 
 @pytest.fixture
 def store(tmp_path, clock):
-    with Store(tmp_path / "kiosk.db") as st:
+    with Store(tmp_path / "kiosk.db", clock=clock) as st:
         seed_kiosk(st, clock, 24, whole_library=False)
         yield st
 
@@ -234,7 +234,7 @@ def test_a_weeks_backlog_where_the_library_refuses_some_replays(worker, store, i
 def test_two_senders_never_claim_one_event(store, clock, tmp_path):
     offline_loan(store, clock)
     [event] = store.next_events(clock.now(), lambda claim: False, count=8)  # both senders see it
-    with Store(store.path) as other:  # a second sender with its own connection (sync beside the worker)
+    with Store(store.path, clock=clock) as other:  # a second sender with its own connection (sync beside the worker)
         assert other.claim_many([event["seq"]], sender_id(BOOT, "b"), clock.now(), lambda c: True) == {
             event["seq"]: "pending"}
     assert store.claim_many([event["seq"]], sender_id(BOOT, "a"), clock.now(), lambda c: True) == {}
@@ -257,7 +257,7 @@ def test_a_dead_senders_checkout_is_left_to_land_before_it_is_reconciled(tmp_pat
     from steps import queue_loan as queue
 
     db = tmp_path / "k2.db"
-    with Store(db) as st:
+    with Store(db, clock=clock) as st:
         seed_kiosk(st, clock, 24, whole_library=False)
         queue(st, clock, "EM0000000003", MEMBER, boot="b0")
         [event] = st.outbox("pending")
@@ -271,7 +271,7 @@ def test_a_dead_senders_checkout_is_left_to_land_before_it_is_reconciled(tmp_pat
         sending = threading.Thread(target=lambda: dying.checkout(MEMBER, "EM0000000003", no_block=True))
         sending.start()
         assert held.arrived.wait(5)
-        worker = OutboxWorker(Store(db), Client(settings, clock=clock), clock, boot="b1", owns=True)
+        worker = OutboxWorker(Store(db, clock=clock), Client(settings, clock=clock), clock, boot="b1", owns=True)
         try:
             assert worker.drain().delivered == 0  # not reconciled yet: it may still land
             held.release()
@@ -281,6 +281,68 @@ def test_a_dead_senders_checkout_is_left_to_land_before_it_is_reconciled(tmp_pat
         finally:
             worker.close()
     assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+
+
+def test_a_wall_clock_set_forward_does_not_cut_an_unanswered_checkouts_settling_short(tmp_path, ils, clock):
+    from sync.demo_ils import HeldRequest
+
+    settings = ClientSettings(host=ils.address[0], port=ils.address[1], user="kiosk", password="kiosk-demo",
+                              institution="111101", response_timeout_s=5, connect_timeout_s=2)
+    with Store(tmp_path / "k3.db", clock=clock) as st:
+        seed_kiosk(st, clock, 24, whole_library=False)
+        queue_loan(st, clock, "EM0000000003", MEMBER)
+        [event] = st.outbox("pending")
+        held = HeldRequest()
+        with Client(settings, clock=clock) as slow:  # the checkout reaches a busy library...
+            slow.connect()
+            ils.faults.hold_next = held
+            sending = threading.Thread(target=lambda: slow.checkout(MEMBER, "EM0000000003", no_block=True))
+            sending.start()
+            assert held.arrived.wait(5)
+            st.mark_unknown(event["seq"], "no answer within 10 s", clock.now())  # ...and the kiosk gave up
+            # The Pi booted without a network and kept yesterday's date; NTP has just set it right.
+            clock.set_wall(clock.now() + dt.timedelta(days=1))
+            worker = OutboxWorker(st, Client(settings, clock=clock), clock, boot=BOOT)
+            try:
+                assert worker.drain().delivered == 0  # the checkout may still land: nothing is asked yet
+                held.release()
+                sending.join(10)
+                clock.advance(59)
+                assert worker.drain().delivered == 0
+                clock.advance(1)
+                assert worker.drain().delivered == 1  # 17: on loan, the earlier attempt went through
+            finally:
+                worker._client.close()
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+    assert [e["action"] for e in ils_log(ils, "EM0000000003")] == ["checkout"]  # sent once
+
+
+def test_an_event_from_an_earlier_boot_settles_once_the_kiosk_has_run_that_long(tmp_path, clock):
+    from kiosk.clock import FakeClock
+
+    db = tmp_path / "k4.db"
+    with Store(db, clock=clock, boot="boot-0") as st:
+        seed_kiosk(st, clock, 24, whole_library=False)
+        queue_loan(st, clock, "EM0000000003", MEMBER, boot="boot-0")
+        [event] = st.outbox("pending")
+        st.claim_many([event["seq"]], "boot-0:1", clock.now(), lambda c: True)  # then the power went
+    # The next boot's monotonic clock starts again near zero; its wall clock is a year behind.
+    rebooted = FakeClock(clock.now() - dt.timedelta(days=365), uptime=25.0)
+    with Store(db, clock=rebooted, boot="boot-1") as st:
+        assert st.next_events(rebooted.now(), lambda c: False, count=8) == []  # may still be landing
+        rebooted.advance(35)
+        assert [e["seq"] for e in st.next_events(rebooted.now(), lambda c: False, count=8)] == [event["seq"]]
+
+
+def test_a_wall_clock_set_back_neither_strands_nor_shortens_a_settling_time(store, clock):
+    offline_loan(store, clock)
+    [event] = store.outbox("pending")
+    store.claim_many([event["seq"]], sender_id(BOOT), clock.now(), lambda c: True)
+    store.mark_unknown(event["seq"], "no answer", clock.now())
+    clock.set_wall(clock.now() - dt.timedelta(days=365))
+    assert store.next_events(clock.now(), lambda c: False, count=8) == []
+    clock.advance(60)
+    assert [e["seq"] for e in store.next_events(clock.now(), lambda c: False, count=8)] == [event["seq"]]
 
 
 def test_a_damaged_event_is_a_dead_letter_and_the_rest_still_go(store, worker, ils, clock):

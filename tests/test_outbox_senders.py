@@ -24,7 +24,7 @@ STEP_S = 5  # the longest one worker waits for the other (a bound, never reached
 def worker(db, ils, clock):
     settings = ClientSettings(host=ils.address[0], port=ils.address[1], user="kiosk", password="kiosk-demo",
                               institution="111101", response_timeout_s=2, connect_timeout_s=2)
-    return OutboxWorker(Store(db, keep_member_numbers=False), Client(settings, clock=clock), clock,
+    return OutboxWorker(Store(db, keep_member_numbers=False, clock=clock), Client(settings, clock=clock), clock,
                         rng=random.Random(1), boot=BOOT, owns=True)
 
 
@@ -45,7 +45,7 @@ def hook(obj, name, before=None, after=None):
 
 def test_two_workers_of_one_process_never_send_one_loan_twice(tmp_path, ils, clock):
     db = tmp_path / "kiosk.db"
-    with Store(db) as store:
+    with Store(db, clock=clock) as store:
         seed_kiosk(store, clock, 24, whole_library=False)
         queue_loan(store, clock, "EM0000000003", MEMBER, boot=BOOT)
     a, b = worker(db, ils, clock), worker(db, ils, clock)
