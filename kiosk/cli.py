@@ -77,6 +77,16 @@ def _demo_config(config: Config) -> Config:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.db:  # a database of its own, in a temporary folder
+        return _demo(args)
+    lock = _take_database(Path(args.db), "kiosk demo")
+    if lock is None:
+        return 1
+    with lock:
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
     config = _demo_config(_load_config(args.config))
     headless = args.headless or args.script is not None
     if not headless and not _has_display():
@@ -242,17 +252,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ui.display import Display
 
     config = _load_config(args.config)
-    display = Display(width=config.ui.width, height=config.ui.height, fullscreen=config.ui.fullscreen,
-                      font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
-                      title=config.kiosk.name)
-    kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), display=display)
-    kiosk.start()
-    kiosk.start_background()
-    try:
-        kiosk.run()
-    finally:
-        kiosk.close()
+    lock = _take_database(config.database, "kiosk run")
+    if lock is None:
+        return 1
+    with lock:
+        display = Display(width=config.ui.width, height=config.ui.height, fullscreen=config.ui.fullscreen,
+                          font_path=config.ui.font or None, bold_font_path=config.ui.bold_font or None,
+                          title=config.kiosk.name)
+        kiosk = build(config, clock=SystemClock(ZoneInfo(config.kiosk.timezone)), display=display)
+        kiosk.start()
+        kiosk.start_background()
+        try:
+            kiosk.run()
+        finally:
+            kiosk.close()
     return 0
+
+
+def _take_database(db_path: Path, role: str):
+    """The database's instance lock, taken for `role`; None after saying who else holds it.
+    A kiosk waits for a `kiosk sync --once` to finish (it soon does); it never runs beside
+    another kiosk."""
+    from kiosk.instance import AlreadyRunning, InstanceLock
+
+    lock = InstanceLock(db_path)
+    try:
+        lock.acquire(role)
+    except AlreadyRunning as exc:
+        if not exc.holder.startswith("kiosk sync"):
+            print(f"{exc}: only one kiosk runs on a database (stop the other one first, e.g. "
+                  f"`systemctl stop kiosk`)", file=sys.stderr)
+            return None
+        print(f"{exc}: waiting for it to finish", file=sys.stderr)
+        lock.acquire(role, wait=True)
+    except OSError as exc:
+        print(f"{lock.path}: cannot take the kiosk's lock: {exc}", file=sys.stderr)
+        return None
+    return lock
 
 
 def _behaviour(args: argparse.Namespace):
@@ -371,6 +407,7 @@ def _store_of(args: argparse.Namespace):
 def cmd_sync(args: argparse.Namespace) -> int:
     from kiosk.app import sip2_settings
     from kiosk.clock import SystemClock
+    from kiosk.instance import AlreadyRunning, InstanceLock
     from sync.outbox import OutboxWorker
     from sync.sip2.client import Client
 
@@ -378,15 +415,31 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if config.library.backend != "sip2":
         print("[library] backend is not \"sip2\": there is no library system to deliver to", file=sys.stderr)
         return 1
-    config, store = _store_of(args)
-    if store is None:
+    path = Path(args.db) if args.db else config.database
+    if not path.exists():
+        print(f"{path}: no kiosk database here (see [kiosk] data_dir)", file=sys.stderr)
         return 1
-    clock = SystemClock(ZoneInfo(config.kiosk.timezone))
-    with store, Client(sip2_settings(config), clock=clock) as client:
-        report = OutboxWorker(store, client, clock, backoff_initial_s=config.sip2.backoff_initial_s,
-                              backoff_max_s=config.sip2.backoff_max_s).drain()
-        print(report)
-        left = store.queue_status()
+    lock = InstanceLock(path)
+    try:
+        lock.acquire("kiosk sync")
+    except AlreadyRunning as exc:
+        doing = ("it is delivering the queue already" if exc.holder.startswith("kiosk sync") else
+                 "the running kiosk delivers its queue itself, as soon as the library answers")
+        print(f"{exc}: {doing}; `kiosk queue status` shows how far it has got", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{lock.path}: cannot take the kiosk's lock: {exc}", file=sys.stderr)
+        return 1
+    with lock:
+        config, store = _store_of(args)
+        if store is None:
+            return 1
+        clock = SystemClock(ZoneInfo(config.kiosk.timezone))
+        with store, Client(sip2_settings(config), clock=clock) as client:
+            report = OutboxWorker(store, client, clock, backoff_initial_s=config.sip2.backoff_initial_s,
+                                  backoff_max_s=config.sip2.backoff_max_s).drain()
+            print(report)
+            left = store.queue_status()
     print(_queue_line(left))
     return 0 if report.dead == 0 and not report.deferred and not report.unknown else 1
 
