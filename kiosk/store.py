@@ -52,14 +52,17 @@ class Stamp:
 
 
 def sender_id(boot: str, sender: str = "") -> str:
-    """Who is sending an outbox event: this boot, this process, and which sender in it."""
-    return f"{boot}:{os.getpid()}" + (f":{sender}" if sender else "")
+    """Who is sending an outbox event: this boot, this process (its pid and when it started, so
+    that a later process given the same pid is not taken for it), and which sender in it."""
+    pid = os.getpid()
+    started = _process_start(pid)
+    return f"{boot}:{pid}" + (f"@{started}" if started else "") + (f":{sender}" if sender else "")
 
 
 def sender_alive(claim: str, boot: str) -> bool:
-    """Whether the sender that claimed an event is still running (same boot, process alive)."""
-    claimed_boot, _, pid = claim.partition(":")
-    pid = pid.partition(":")[0]
+    """Whether the sender that claimed an event is still running (same boot, same process)."""
+    claimed_boot, _, rest = claim.partition(":")
+    pid, _, started = rest.partition(":")[0].partition("@")
     if claimed_boot != boot or not pid.isdigit():
         return False
     try:
@@ -67,8 +70,17 @@ def sender_alive(claim: str, boot: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not started or _process_start(int(pid)) in (started, "")
+
+
+def _process_start(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot ('' when the system does not say)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat[stat.rindex(")") + 1:].split()[19]  # field 22, counted after the command name
+    except (OSError, ValueError, IndexError):
+        return ""
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:

@@ -356,3 +356,20 @@ def test_a_damaged_event_is_a_dead_letter_and_the_rest_still_go(store, worker, i
     assert states == {"EM0000000003": "dead", "EM0000000004": "delivered"}
     assert "damaged" in store.outbox("dead")[0]["last_error"]
     assert "EM0000000003" not in ils_loans(ils)  # nothing was sent for it
+
+
+def test_a_sender_whose_process_id_went_to_another_process_counts_as_gone():
+    import subprocess
+    import sys
+
+    from kiosk.store import sender_alive
+
+    me = sender_id(BOOT, "w1")
+    assert sender_alive(me, BOOT)
+    assert not sender_alive(me, "boot-before")  # a process of an earlier boot
+    pid, _, rest = me.partition(":")[2].partition("@")
+    # The same pid, started at another moment: a dead sender's pid handed to a later process.
+    assert not sender_alive(f"{BOOT}:{pid}@{int(rest.partition(':')[0]) + 1}:w1", BOOT)
+    child = subprocess.run([sys.executable, "-c", f"from kiosk.store import sender_id; print(sender_id({BOOT!r}))"],
+                           capture_output=True, text=True, check=True)
+    assert not sender_alive(child.stdout.strip(), BOOT)  # it has exited
