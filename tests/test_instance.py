@@ -13,7 +13,7 @@ from kiosk.instance import AlreadyRunning, InstanceLock
 from kiosk.clock import SystemClock
 from kiosk.store import Store
 from steps import queue_return
-from test_sip2_commands import demo_ils, write_config  # noqa: F401 - the fixture is used by name
+from test_sip2_commands import write_config
 
 WAIT_S = 10  # a bound for what should happen at once
 
@@ -58,9 +58,8 @@ def test_a_holder_killed_outright_lets_go_of_the_database(tmp_path):
         lock.acquire("kiosk run")  # the kernel let the dead holder's lock go
 
 
-def test_sync_once_stands_aside_for_a_running_kiosk(demo_ils, tmp_path, capsys):  # noqa: F811
-    server, _ = demo_ils
-    config = write_config(tmp_path, server.address[1])
+def test_sync_once_stands_aside_for_a_running_kiosk(ils, tmp_path, capsys):
+    config = write_config(tmp_path, ils.address[1])
     db = tmp_path / "kiosk.db"
     queued_return(db)
     with InstanceLock(db) as kiosk:
