@@ -73,5 +73,4 @@ class InstanceLock:
             return ""
 
 
-
 __all__ = ["AlreadyRunning", "InstanceLock"]

@@ -16,6 +16,7 @@ KIOSK_MODEL_EXAMPLES (default 25) and KIOSK_MODEL_STEPS (default 20) make longer
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import sys
@@ -316,6 +317,12 @@ class KioskLife(RuleBasedStateMachine):
         """A Pi without a battery clock, booted without network: events stamped meanwhile are
         replayed with the time of the replay, never with their own dates as fact."""
         self.clock.is_synced = not self.clock.is_synced
+
+    @rule(hours=st.sampled_from([-26, -1, 1, 26]))
+    def the_wall_clock_is_set(self, hours):
+        """NTP (or a technician) sets the wall clock, forward or back; monotonic time runs on.
+        A settling time still lasts its minute, and a back-off never strands the queue."""
+        self.clock.set_wall(self.clock.now() + dt.timedelta(hours=hours))
 
     @rule()
     def restart(self):
