@@ -412,7 +412,7 @@ class Kiosk:
             answer = lib.renew(effect.member_id, effect.item)
             if answer.refusal is not None or answer.due is None:
                 return s.Refused(refusal=answer.refusal or refusal(Reason.RENEWAL_REFUSED), at=at)
-            return s.Renewed(item=effect.item, due=answer.due, at=at)
+            return s.Renewed(item=effect.item, due=answer.due, due_text=answer.due_text, at=at)
         if isinstance(effect, s.RaiseAlarm):
             self._alarm(effect.kind, effect.slot)
             return None
@@ -456,7 +456,8 @@ class Kiosk:
         if answer.refusal is not None or answer.due is None:
             self._guarded(lambda: self.store.cancel_door_job(job.id, "refused", self.clock.now()))
             return s.Refused(refusal=answer.refusal or refusal(Reason.ILS_REFUSED), at=at)
-        return s.DoorJobReady(job=dataclasses.replace(job, due=answer.due, ils_done=answer.committed), at=at)
+        return s.DoorJobReady(job=dataclasses.replace(job, due=answer.due, due_text=answer.due_text,
+                                                      ils_done=answer.committed), at=at)
 
     def _call_off(self, job: s.DoorJob, reason: str) -> None:
         """A door job that will not happen. What the library recorded for it is taken back (or

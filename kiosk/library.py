@@ -28,6 +28,9 @@ class CheckoutAnswer:
 
     due: dt.date | None = None  # set when the loan is allowed
     refusal: Refusal | None = None
+    # The library's own words for the due date when the kiosk cannot read them as a date (due is
+    # then the kiosk's own reckoning, for its records): what the patron is shown.
+    due_text: str = ""
     # The library has already recorded the loan (an online ILS): if the door never opens, the
     # kiosk must take it back with `cancel_checkout`.
     committed: bool = False

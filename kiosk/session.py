@@ -37,6 +37,7 @@ class LoanLine:
     due: dt.date | None
     overdue: bool = False
     renewed: bool = False  # renewed in this session (the row says so)
+    due_text: str = ""  # the library's words for a due date the kiosk cannot read
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DoorJob:
     # The library (an online ILS) has already recorded this loan: cancelling the job must take
     # it back there, and recording it must not send it again.
     ils_done: bool = False
+    due_text: str = ""  # the library's words for a due date the kiosk cannot read (receipt only)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Receipt:
     title: str
     slot: int
     due: dt.date | None = None
+    due_text: str = ""  # shown instead of `due` when set: the library's own words
 
 
 # --------------------------------------------------------------------------- settings and state
@@ -214,6 +217,7 @@ class Recorded(Event):
 class Renewed(Event):
     item: str
     due: dt.date
+    due_text: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -560,7 +564,7 @@ def _result(s: State, event: Event) -> Step:
         return screen, (Unlock(job.slot),)
     if isinstance(event, Recorded):
         job = event.job
-        receipt = Receipt(job.kind, job.item, job.title, job.slot, job.due)
+        receipt = Receipt(job.kind, job.item, job.title, job.slot, job.due, job.due_text)
         member = s.member
         if job.kind == "loan" and member is not None:
             member = with_one_more_loan(member)
@@ -568,7 +572,8 @@ def _result(s: State, event: Event) -> Step:
         return _go(after, "receipt", at), ()
     if isinstance(event, Renewed):
         loans = tuple(
-            replace(line, due=event.due, renewed=True, overdue=False) if line.item == event.item else line
+            replace(line, due=event.due, due_text=event.due_text, renewed=True, overdue=False)
+            if line.item == event.item else line
             for line in s.loans
         )
         return replace(s, loans=loans, notice=None), ()

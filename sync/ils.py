@@ -164,6 +164,10 @@ class Sip2Library:
         if "too_many_items_overdue" in flags:
             return refusal(Reason.OVERDUE, count=info.overdue or "", message=message)
         if "too_many_items_charged" in flags:
+            if info.charged_limit and info.charged < info.charged_limit:
+                # SIP2 has one flag for every loan limit: with room left here, the limit reached
+                # is the network's (책이음: loans at all the member's libraries together).
+                return refusal(Reason.NETWORK_LIMIT, limit=self._policy.network_limit, message=message)
             limit = info.charged_limit or info.charged
             return refusal(Reason.LIBRARY_LIMIT, limit=limit or "", message=message)
         return _from_words(message, default=Reason.BLOCKED)
@@ -176,9 +180,17 @@ class Sip2Library:
         pin = self._pin(member_id)
         result = self._call(lambda: self._client.checkout(member_id, item, pin=pin))
         if result.ok:
-            due = result.due.date() if result.due else self.today() + dt.timedelta(days=self._policy.loan_days)
-            return CheckoutAnswer(due=due, committed=True)
+            return self._lent(result.due, result.due_text)
         return CheckoutAnswer(refusal=self._why_not(member_id, item, result))
+
+    def _lent(self, due: dt.datetime | None, due_text: str) -> CheckoutAnswer:
+        """A loan (or renewal) the library made. A due date it gave in words the kiosk cannot
+        read is shown in those words (the records get the kiosk's own reckoning); none at all
+        is reckoned by the policy's loan days."""
+        if due is not None:
+            return CheckoutAnswer(due=due.date(), committed=True)
+        return CheckoutAnswer(due=self.today() + dt.timedelta(days=self._policy.loan_days), committed=True,
+                              due_text=due_text.strip())
 
     def cancel_checkout(self, member_id: str, item: str) -> None:
         """Idempotent: asks 17 first, and checks the item in only when it is on loan."""
@@ -194,15 +206,19 @@ class Sip2Library:
         message = " ".join(result.screen_messages)
         try:
             facts = self._client.item_information(item)
-            if facts.circulation_status in ("08",) or (facts.hold_queue_length or 0) > 0:
-                return refusal(Reason.ON_HOLD, message=message)
             if facts.circulation_status in ("04", "05"):
                 return refusal(Reason.CHARGED_ELSEWHERE, message=message)
+            # The patron's own standing first: Koha counts the patron's own hold in CF (and
+            # older servers show any held copy as 08), so a hold alone does not mean someone else's.
             info = self._client.patron_information(member_id, self._pin(member_id))
             verdict = self._verdict(info)
             if verdict is not None:
-                return verdict if verdict.detail("message") else refusal(verdict.reason, message=message,
-                                                                         **dict(verdict.details))
+                # the patron's standing in the library's words; else the checkout refusal's
+                return verdict if verdict.detail("message") else refusal(
+                    verdict.reason, **{**dict(verdict.details), "message": message})
+            held = facts.circulation_status == "08" or (facts.hold_queue_length or 0) > 0
+            if held and facts.hold_patron != member_id:
+                return refusal(Reason.ON_HOLD, message=message)
         except Sip2Error as exc:
             log.info("could not ask why the checkout was refused: %s", exc)
         return _from_words(message, default=Reason.ILS_REFUSED)
@@ -210,10 +226,8 @@ class Sip2Library:
     def renew(self, member_id: str, item: str) -> CheckoutAnswer:
         pin = self._pin(member_id)
         result = self._call(lambda: self._client.renew(member_id, item, pin=pin))
-        if result.ok and result.due is not None:
-            return CheckoutAnswer(due=result.due.date(), committed=True)
         if result.ok:
-            return CheckoutAnswer(due=self.today() + dt.timedelta(days=self._policy.loan_days), committed=True)
+            return self._lent(result.due, result.due_text)
         return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED, message=" ".join(result.screen_messages)))
 
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
@@ -238,7 +252,8 @@ class Sip2Library:
             facts = self._call(lambda item=item: self._client.item_information(item))
             due = facts.due.date() if facts.due else None
             late = item in overdue or (due is not None and due < today)
-            lines.append(LoanLine(item, facts.title or item, due, overdue=late))
+            lines.append(LoanLine(item, facts.title or item, due, overdue=late,
+                                  due_text="" if due else facts.due_text.strip()))
         lines.sort(key=lambda line: (line.due or dt.date.max, line.item))
         return tuple(lines)
 

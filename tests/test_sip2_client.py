@@ -1055,3 +1055,20 @@ def test_demo_ils_garbage_reply(ils, clock):
         with pytest.raises(OutcomeUnknown):
             c.checkout(GOOD, FREE_ITEM)
         assert c.item_information(FREE_ITEM).circulation_status == "04"
+
+
+def _login_with_nul_padding(request):
+    return frame("941", decode(request).sequence) + b"\x00"  # CR NUL, as a telnet-style server ends lines
+
+
+def _login_answered_twice(request):
+    reply = frame("941", decode(request).sequence)
+    return reply + reply
+
+
+@pytest.mark.parametrize("login_reply", [_login_with_nul_padding, _login_answered_twice], ids=["nul", "twice"])
+def test_extra_bytes_after_the_login_reply_do_not_stop_the_next_request(login_reply):
+    with ScriptedServer(login_reply, OK_18) as server, \
+            make_client(server, FakeClock(), user="kiosk", password="pw") as client:
+        assert client.item_information(ITEM).title  # answered on the same connection
+        assert server.connections == 1

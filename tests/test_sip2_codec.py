@@ -522,9 +522,11 @@ def _run(reader: FrameReader, pieces) -> tuple[list[bytes], int]:
 
 
 def _expected(stream: bytes, cap: int) -> tuple[list[bytes], bool]:
+    """What the reader should make of a stream: its CR-ended pieces, less the LF and NUL padding
+    that may come between frames (a CRLF server's LF, a telnet-style server's CR NUL)."""
     *segments, partial = stream.split(b"\r")
-    frames = [s for s in (seg.lstrip(b"\n") for seg in segments) if s and len(s) <= cap]
-    oversized = any(len(seg.lstrip(b"\n")) > cap for seg in segments + [partial])
+    frames = [s for s in (seg.lstrip(b"\n\x00") for seg in segments) if s and len(s) <= cap]
+    oversized = any(len(seg.lstrip(b"\n\x00")) > cap for seg in segments + [partial])
     return frames, oversized
 
 
@@ -552,6 +554,13 @@ def test_frame_reader_drops_the_lf_of_crlf_servers():
     assert reader.pending == 0
     assert reader.feed(bytearray(b"96AZFEF6\r")) == [b"96AZFEF6"]
     assert reader.feed(memoryview(b"\n97AZFEF5\r")) == [b"97AZFEF5"]
+
+
+def test_frame_reader_drops_nul_padding_between_frames():
+    reader = FrameReader()
+    assert reader.feed(b"941AY0AZFDFD\r\x00") == [b"941AY0AZFDFD"]  # CR NUL, as telnet-style servers send
+    assert reader.pending == 0
+    assert reader.feed(b"\x00\x0096AZFEF6\r") == [b"96AZFEF6"]
 
 
 def test_frame_reader_rejects_text():
@@ -776,3 +785,19 @@ def test_every_error_is_a_sip2_error():
     for error in (EncodeError, DecodeError, FrameError):
         assert issubclass(error, Sip2Error)
     assert issubclass(EncodeError, ValueError) and issubclass(DecodeError, ValueError)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-12-06T15:00:00Z", dt.datetime(2026, 12, 6, 15, 0, tzinfo=dt.timezone.utc)),
+    ("2026-12-06T23:59:59-05:00", dt.datetime(2026, 12, 7, 4, 59, 59, tzinfo=dt.timezone.utc)),
+    ("2026-12-06 10:00:00.5+0900", dt.datetime(2026, 12, 6, 1, 0, tzinfo=dt.timezone.utc)),
+    ("06.12.2026", dt.datetime(2026, 12, 6, 23, 59, 59, tzinfo=KST)),  # Koha's dmydot format
+    ("6.12.2026 14:30", dt.datetime(2026, 12, 6, 14, 30, tzinfo=KST)),
+])
+def test_free_text_dates_keep_their_zone_and_read_day_first_dots(text, expected):
+    assert parse_date(text, KST) == expected  # aware datetimes compare as instants
+
+
+@pytest.mark.parametrize("text", ["12/06/2026", "31.02.2026", "2026-12-06T10:00:00+25:00"])
+def test_free_text_dates_that_could_be_misread_are_not_read(text):
+    assert parse_date(text, KST) is None  # month or day first? no such day; no such zone

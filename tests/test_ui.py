@@ -213,6 +213,16 @@ def test_receipts(display):
     assert {"반납이 완료되었습니다", "아몬드", "확인"} <= set(frame.texts)
 
 
+def test_a_due_date_the_kiosk_cannot_read_is_shown_in_the_librarys_words(display):
+    # e.g. Koha's format_due_date in the "us" or "metric" format: 12/06/2026 could be either
+    loan = Receipt("loan", "EM1", "소년이 온다", 7, dt.date(2026, 11, 16), due_text="12/06/2026")
+    frame = display.render(logged(screen="receipt", receipt=loan), NOW, STATUS)
+    assert "반납 예정일: 12/06/2026" in frame.texts and not any("2026-11-16" in text for text in frame.texts)
+    loans = (LoanLine("EM1", "소년이 온다", None, due_text="12/06/2026"),)
+    frame = display.render(logged(screen="my-loans", loans=loans), NOW, STATUS)
+    assert "12/06/2026" in frame.texts
+
+
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_error_screens(display, lang):
     for reason in Reason:

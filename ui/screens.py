@@ -570,7 +570,7 @@ def _loan_row(c: Canvas, row: pygame.Rect, line, lang: str, *, busy: bool = Fals
            max_width=tw)
     c.text(line.item, (tx, row.centery + m.px(4)), m.font(16), theme.INK_3, anchor="topleft", max_width=tw)
     dx = action.x - m.px(24)
-    date = format_date(line.due, lang)
+    date = line.due_text or format_date(line.due, lang)
     c.text(date, (dx, row.centery + m.px(2)), m.font(22), theme.RED if red else theme.INK, bold=True,
            anchor="midright")
     label_x = dx - c.measure(date, m.font(22), True) - m.px(14)
@@ -602,7 +602,7 @@ def receipt(c: Canvas, state: State, now: float, page: int) -> None:
     if r is not None:
         rows = [t("locker", lang, n=r.slot)]
         if kind == "loan":
-            rows.insert(0, t("receipt.due", lang, date=format_date(r.due, lang)))
+            rows.insert(0, t("receipt.due", lang, date=r.due_text or format_date(r.due, lang)))
         title_lines = wrap(c.fonts, r.title, card.w - m.px(140), m.font(26), True, 2)
         card.h = m.px(56) + len(title_lines) * m.px(36) + m.px(10) + len(rows) * m.px(38)
     # centre the whole block between the header and the buttons

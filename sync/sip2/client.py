@@ -449,10 +449,17 @@ class Client:
                 raise self._unknown(name, f"the reply carries sequence number {reply.sequence}, "
                                           f"not {sequence}")
             if self._frames or self._reader._buffer:
-                # More than one reply to one request: whatever follows could be taken for the
-                # next request's answer, so start the next request on a new connection.
-                log.warning("SIP2 %s: the server sent more than one reply; reconnecting", name)
-                self._drop()
+                if command == "93":
+                    # After a login (which changes nothing at the library) whatever else came
+                    # answers nothing the kiosk asked: let it go, keep the connection.
+                    log.info("SIP2 login: the server sent more than one reply; the rest is ignored")
+                    self._frames.clear()
+                    self._reader.clear()
+                else:
+                    # More than one reply to one request: whatever follows could be taken for
+                    # the next request's answer, so start the next request on a new connection.
+                    log.warning("SIP2 %s: the server sent more than one reply; reconnecting", name)
+                    self._drop()
             self._last_activity = self._clock.monotonic()
             if _debug():
                 log.debug("SIP2 %s (AY%d) answered with %s", name, sequence, reply.name)
@@ -484,7 +491,7 @@ class Client:
             raise self._no_answer(exc) from None
         reader = self._reader
         if data.__class__ is bytes and not reader._buffer and not reader._skipping \
-                and data.find(b"\r") == len(data) - 1 and len(data) > 1 and data[0] != 10 \
+                and data.find(b"\r") == len(data) - 1 and len(data) > 1 and data[0] != 10 and data[0] != 0 \
                 and len(data) <= reader.max_frame + 1:
             return data[:-1]  # the usual read: exactly one whole frame (what feed() would make of it)
         frames: list[bytes] | None = []

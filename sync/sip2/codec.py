@@ -592,6 +592,9 @@ def _checksum_matches(covered: bytes, received: str, dialect: Dialect) -> bool:
 # -- streaming
 
 
+_PADDING = b"\n\x00"  # what may come between frames
+
+
 class FrameReader:
     """Cuts a TCP byte stream into frames: survives split and merged reads, caps the frame size.
 
@@ -622,11 +625,12 @@ class FrameReader:
         self._skipping = False
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes; return every frame they complete (without CR, leading LF dropped)."""
+        """Add received bytes; return every frame they complete (without CR). LF and NUL between
+        frames are padding (a CRLF server's LF; a telnet-style server's CR NUL) and dropped."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise FrameError(f"the stream carries bytes, not {type(data).__name__}")
         if data.__class__ is bytes and not self._buffer and not self._skipping \
-                and data.find(b"\r") == len(data) - 1 and data[:1] != b"\n" and len(data) <= self.max_frame + 1:
+                and data.find(b"\r") == len(data) - 1 and data[:1] not in _PADDING and len(data) <= self.max_frame + 1:
             # The usual read: exactly one whole frame, nothing buffered (the same result as below).
             return [data[:-1]] if len(data) > 1 else []
         frames: list[bytes] = []
@@ -645,7 +649,7 @@ class FrameReader:
             end = buffer.find(b"\r", scan)
             if end < 0:
                 break
-            frame = bytes(buffer[start:end].lstrip(b"\n"))
+            frame = bytes(buffer[start:end].lstrip(_PADDING))
             if len(frame) > self.max_frame:
                 error = error or FrameError(f"a frame of {len(frame)} bytes exceeds the cap of {self.max_frame}")
             elif frame:
@@ -653,8 +657,8 @@ class FrameReader:
             start = scan = end + 1
         if start:
             del buffer[:start]
-        if buffer[:1] == b"\n":  # a CRLF server's LF: not part of the next frame
-            del buffer[: len(buffer) - len(buffer.lstrip(b"\n"))]
+        if buffer[:1] in _PADDING:  # not part of the next frame
+            del buffer[: len(buffer) - len(buffer.lstrip(_PADDING))]
         self._scanned = len(buffer)
         if len(buffer) > self.max_frame:
             buffer.clear()
@@ -703,11 +707,17 @@ _ONE_SECOND = dt.timedelta(seconds=1)
 
 
 _SIP_DATE = re.compile(r"(\d{8})(....)(\d{6})", re.ASCII)
+# Free-text forms, each read as (year, month, day[, hour, minute, second][, zone]).
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?",
+                       re.ASCII)
+# Koha's format_due_date with the "dmydot" date format: 06.12.2026 (23:59). Day first, as
+# nobody writes a month first with dots; slashed forms (12/06/2026) could be either, so they
+# are left unread, and shown as the library wrote them.
+_DMY_DOT_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$", re.ASCII)
 _FREE_DATES = (
-    (re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?", re.ASCII), True),
     # 2026-12-06, 2026/12/6, 2026.12.6, and the Korean 2026. 12. 6. / 2026년 12월 6일
-    (re.compile(r"(\d{4})\s*[-/.년]\s*(\d{1,2})\s*[-/.월]\s*(\d{1,2})", re.ASCII), False),
-    (re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII), False),
+    re.compile(r"(\d{4})\s*[-/.년]\s*(\d{1,2})\s*[-/.월]\s*(\d{1,2})", re.ASCII),
+    re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII),
 )
 
 
@@ -735,14 +745,37 @@ def parse_date(text: str, tz: dt.tzinfo | None = None) -> dt.datetime | None:
         if found.group(2).strip() == "Z":
             return when.replace(tzinfo=dt.timezone.utc)
         return when.replace(tzinfo=tz) if tz else when
-    for pattern, has_time in _FREE_DATES:
-        match = pattern.match(text)
-        if not match:
-            continue
-        numbers = [int(g) if g else 0 for g in match.groups()]
-        try:
-            when = dt.datetime(*numbers) if has_time else dt.datetime(*numbers[:3], 23, 59, 59)
-        except ValueError:
-            return None
-        return when.replace(tzinfo=tz) if tz else when
+    found = _ISO_DATE.match(text)
+    if found:
+        *numbers, zone = found.groups()
+        return _free_date([int(n) if n else 0 for n in numbers], zone or "", tz)
+    found = _DMY_DOT_DATE.match(text)
+    if found:
+        day, month, year, *time_of_day = found.groups()
+        at = [int(n) for n in time_of_day if n] if time_of_day[0] else [23, 59, 59]
+        return _free_date([int(year), int(month), int(day), *at], "", tz)
+    for pattern in _FREE_DATES:
+        found = pattern.match(text)
+        if found:
+            return _free_date([*map(int, found.groups()), 23, 59, 59], "", tz)
     return None
+
+
+def _free_date(numbers: list[int], zone: str, tz: dt.tzinfo | None) -> dt.datetime | None:
+    """A free-text date from its numbers (a date alone means the end of that day) and its zone
+    (Z, +09:00, -0500; '' for local time)."""
+    try:
+        when = dt.datetime(*numbers)
+    except ValueError:
+        return None
+    if zone == "Z":
+        return when.replace(tzinfo=dt.timezone.utc)
+    if zone:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        try:
+            offset = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        except ValueError:  # beyond ±24 h
+            return None
+        return when.replace(tzinfo=offset)
+    return when.replace(tzinfo=tz) if tz else when

@@ -70,8 +70,11 @@ def _amount(text: str) -> float | None:
 
 
 def _date(text: str, tz: dt.tzinfo | None) -> dt.datetime | None:
+    """A date from the server, in the kiosk's zone `tz` when given: a due date sent in UTC is
+    due on the kiosk's calendar day, not on Greenwich's."""
     try:
-        return parse_date(text, tz)
+        when = parse_date(text, tz)
+        return when.astimezone(tz) if tz is not None and when is not None and when.tzinfo is not None else when
     except (ValueError, OverflowError):  # parse_date is lenient already; belt and braces
         return None
 
@@ -339,6 +342,7 @@ class ItemInfo:
     due: dt.datetime | None = None
     due_text: str = ""
     hold_queue_length: int | None = None
+    hold_patron: str = ""  # CY: whom the first hold is for, when the server says
     owner: str = ""
     current_location: str = ""
     permanent_location: str = ""
@@ -358,6 +362,7 @@ class ItemInfo:
             "due": _date(due_text, tz) if due_text else None,
             "due_text": due_text,
             "hold_queue_length": _int(first("CF", "")),
+            "hold_patron": first("CY", ""),
             "owner": first("BG", ""),
             "current_location": first("AP", ""),
             "permanent_location": first("AQ", ""),
