@@ -33,7 +33,7 @@ from kiosk.identifiers import mask
 from kiosk.library import Library, LibraryUnavailable, OutcomeUnknown
 from kiosk.local_library import LocalLibrary, seed_demo
 from kiosk.rules import Reason, refusal
-from kiosk.store import UNKNOWN_SETTLE_S, Item, Stamp, Store, StoreError, sender_id
+from kiosk.store import UNKNOWN_SETTLE_S, Item, Stamp, Store, StoreError, sender_id, sending
 
 log = logging.getLogger("kiosk")
 
@@ -241,10 +241,15 @@ class Kiosk:
 
     def _recover_door_jobs(self) -> None:
         for row in self.store.asking_door_jobs():
-            # Cut off while asking the library for a loan: the door never opened.
+            # Cut off while asking the library for a loan: the door never opened, and the library
+            # may yet lend (a slow server acting on the checkout after the kiosk went down). As
+            # for any unanswered checkout, the take-back is queued to go once that has had time.
             job = s.DoorJob(id=row["id"], kind="loan", slot=row["slot"], item=row["item"], title=row["item"],
                             member_id=row["member_id"], ils_done=True)
-            self._call_off(job, "interrupted while asking the library")
+            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
+            self._guarded(lambda: self.store.cancel_door_job(job.id, "interrupted while asking the library",
+                                                             self.clock.now()))
         for row in self.store.pending_door_jobs():
             item = self.store.item(row["item"])
             job = s.DoorJob(
@@ -432,6 +437,8 @@ class Kiosk:
             # Its lock board stopped answering: refuse before the library lends a book that
             # could not leave its locker.
             return s.Refused(refusal=refusal(Reason.LOCK_FAULT, slot=effect.slot), at=at)
+        if self.store.locker_audit_pending() and not self._audit_book(effect):
+            return s.Refused(refusal=refusal(Reason.ITEM_NOT_AVAILABLE), at=at)
         item = self.store.item(effect.item)
         job = s.DoorJob(
             id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item,
@@ -459,6 +466,30 @@ class Kiosk:
         return s.DoorJobReady(job=dataclasses.replace(job, due=answer.due, due_text=answer.due_text,
                                                       ils_done=answer.committed), at=at)
 
+    def _audit_book(self, effect: s.CheckOut) -> bool:
+        """Before the locker audit after a power cut has got to it: the library may hold a loan
+        of this very book, made by a checkout whose door never opened. It is taken back first
+        (lent again, it would be renewed). False when the book cannot be lent now."""
+        job = s.DoorJob(id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item, title=effect.item,
+                        member_id=effect.member_id, ils_done=True)
+        try:
+            answer = self.library.cancel_checkout(effect.member_id, effect.item)
+        except OutcomeUnknown:  # the take-back may or may not have gone through: settled later
+            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
+            return False
+        except LibraryUnavailable:
+            return True  # lent offline, if at all: its replay asks the library (17) first
+        if answer is None:
+            return True
+        self._alarm("phantom-loan-taken-back", effect.slot)
+        if answer.alert:
+            now = self.clock.now()
+            self._guarded(lambda: self.store.hold_for_staff(effect.slot, answer.message or "alert", now))
+            self._alarm("return-alert", effect.slot)
+            return False
+        return True
+
     def _call_off(self, job: s.DoorJob, reason: str) -> None:
         """A door job that will not happen. What the library recorded for it is taken back (or
         that is queued) first, and only then is the job closed: a power cut in between leaves
@@ -471,7 +502,11 @@ class Kiosk:
         if job.kind != "loan" or not job.ils_done or job.member_id is None:
             return
         try:
-            self.library.cancel_checkout(job.member_id, job.item)
+            answer = self.library.cancel_checkout(job.member_id, job.item)
+            if answer is not None and answer.alert:  # the book is wanted elsewhere (a hold): staff
+                now = self.clock.now()
+                self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
+                self._alarm("return-alert", job.slot)
             return
         except LibraryUnavailable as exc:
             log.warning("the library did not take back the loan of %s: %s; queued", job.item, exc)
@@ -562,21 +597,24 @@ class Kiosk:
     def _record(self, job: s.DoorJob) -> bool:
         stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
         try:
-            # The checkin goes out at once unless an earlier event of the book (its loan made
+            # A checkin goes out at once unless an earlier event of the book (its loan made
             # offline, say) is still on its way: it must not overtake that; the worker sends both.
             send_now = job.kind == "return" and not self.store.waiting_events(job.item)
             if job.kind == "loan":
                 self.store.record_loan(job, stamp)
+            elif not send_now:
+                self.store.record_return(job, stamp)
             else:
-                event_id = self.store.record_return(job, stamp, claim=sender_id(self._boot_id) if send_now else None)
+                claim = sender_id(self._boot_id, f"return-{job.id}")
+                with sending(claim):  # the worker leaves the claimed checkin alone meanwhile
+                    event_id = self.store.record_return(job, stamp, claim=claim)
+                    self._check_in(job, event_id, stamp.wall)
         except StoreError as exc:
             # The door job stays pending on disk: staff and the next start can still settle it.
             log.error("the %s in locker %d was not recorded: %s", job.kind, job.slot, exc)
             return False
         log.info("recorded %s of %s in locker %d", job.kind, job.item, job.slot)
-        if job.kind == "return" and send_now:
-            self._check_in(job, event_id, stamp.wall)
-        elif job.kind == "return" or not job.ils_done:
+        if not send_now and (job.kind == "return" or not job.ils_done):
             self._sync_wake.set()  # queued for the library: the worker need not wait its turn
         return True
 
@@ -596,6 +634,11 @@ class Kiosk:
             self._guarded(lambda: self.store.release(event_id, "library unavailable", self.clock.now()))
             return
         now = self.clock.now()
+        if answer.alert:
+            # Held for another member or in transit: staff take it out; it is not lent from here.
+            # Noted before the checkin is marked delivered: a crash in between must not lose it.
+            self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
+            self._alarm("return-alert", job.slot)
         if answer.ok:
             self._guarded(lambda: self.store.mark_delivered(event_id, now))
         else:
@@ -603,10 +646,6 @@ class Kiosk:
             # The outbox worker looks (17) and settles it, or makes it a dead letter for staff.
             self._guarded(lambda: self.store.mark_unknown_event(event_id, "refused online", now, settle_s=0))
             self._sync_wake.set()
-        if answer.alert:
-            # Held for another member or in transit: staff take it out; it is not lent from here.
-            self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
-            self._alarm("return-alert", job.slot)
 
     def _alarm(self, kind: str, slot: int | None) -> None:
         log.warning("alarm %s at locker %s", kind, slot)

@@ -64,8 +64,9 @@ class Library(Protocol):
     def check_out(self, member_id: str, item: str) -> CheckoutAnswer:
         """May this member borrow this copy now, and until when."""
 
-    def cancel_checkout(self, member_id: str, item: str) -> None:
-        """Take back a committed checkout whose door never opened (the book never left)."""
+    def cancel_checkout(self, member_id: str, item: str) -> CheckinAnswer | None:
+        """Take back a committed checkout whose door never opened (the book never left): the
+        library's answer to the checkin, None when there was no loan to take back."""
 
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
         """The book is back, behind a closed door."""

@@ -223,8 +223,8 @@ class OfflineFirst:
         log.info("lent offline: %s (due in %d days)", item, self._rules.due_days)
         return CheckoutAnswer(due=self.today() + dt.timedelta(days=self._rules.due_days), committed=False)
 
-    def cancel_checkout(self, member_id: str, item: str) -> None:
-        self._ask(lambda: self._online.cancel_checkout(member_id, item))
+    def cancel_checkout(self, member_id: str, item: str) -> CheckinAnswer | None:
+        return self._ask(lambda: self._online.cancel_checkout(member_id, item))
 
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
         return self._ask(lambda: self._online.check_in(item, returned_at))

@@ -24,7 +24,10 @@ def event_view(row: dict, *, full: bool = False) -> dict[str, Any]:
         "reason": row["last_error"] or "",
     }
     if full:
-        payload = json.loads(row["payload"] or "{}")
+        try:
+            payload = json.loads(row["payload"] or "{}")
+        except ValueError:  # a damaged record (it is a dead letter for that very reason): shown as it is
+            payload = {"damaged": row["payload"]}
         view.update(event_id=row["event_id"], boot_id=row["boot_id"], next_attempt_at=row["next_attempt_at"],
                     delivered_at=row["delivered_at"], payload=payload)
     return view

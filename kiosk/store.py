@@ -59,12 +59,32 @@ def sender_id(boot: str, sender: str = "") -> str:
     return f"{boot}:{pid}" + (f"@{started}" if started else "") + (f":{sender}" if sender else "")
 
 
+# The claims this process is sending under right now (see `sending`).
+_SENDING: set[str] = set()
+
+
+@contextmanager
+def sending(claim: str) -> Iterator[None]:
+    """While a sender of this process sends the events it claimed as `claim`. Outside it, the
+    claim is no live sender's: a write that failed after the send (a full disk, say) left it
+    behind, and another sender takes it up, settling it with 17, instead of waiting for this
+    process to end."""
+    _SENDING.add(claim)
+    try:
+        yield
+    finally:
+        _SENDING.discard(claim)
+
+
 def sender_alive(claim: str, boot: str) -> bool:
-    """Whether the sender that claimed an event is still running (same boot, same process)."""
+    """Whether the sender that claimed an event is still sending (same boot, same process, and,
+    in this process, inside `sending`)."""
     claimed_boot, _, rest = claim.partition(":")
     pid, _, started = rest.partition(":")[0].partition("@")
     if claimed_boot != boot or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return claim in _SENDING
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -414,8 +434,9 @@ class Store:
             "WHERE s.in_service = 1 AND s.staff_note IS NULL AND s.slot NOT IN "
             "(SELECT slot FROM door_jobs WHERE state IN ('pending', 'asking')) "
             # a book whose return (or taken-back loan) has not reached the library yet is not
-            # lent again: a new checkout would overtake the queued checkin there
-            f"AND i.item NOT IN (SELECT item FROM outbox WHERE state IN {_UNSETTLED}) ORDER BY s.slot"
+            # lent again: a new checkout would overtake the queued checkin there (or, once the
+            # library refused that checkin, go out while staff have yet to look into it)
+            f"AND i.item NOT IN (SELECT item FROM outbox WHERE state NOT IN {_SETTLED}) ORDER BY s.slot"
         ).fetchall()
         return tuple(ShelfItem(*row) for row in rows)
 
@@ -623,7 +644,7 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "UPDATE outbox SET state = 'dead', last_error = ?, "
-                f"next_attempt_at = NULL, claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}",
+                f"next_attempt_at = NULL, settle_mono = NULL, claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}",
                 [f"{at.isoformat()} {reason}", event_id],
             )
 
@@ -642,11 +663,11 @@ class Store:
         """The next events to deliver, at most `count`: a run of the queue in the order the
         events happened, each due now and not in a live sender's hands, no two of one item.
 
-        Events of one item go in order, and an event that cannot go now (a dead letter, one
-        waiting out a back-off or its settling time, one a live sender holds) holds back the later
-        events of its item only. The run stops before a second event of an item already in it:
-        events of different items keep their order too, since a patron's return and next loan
-        may depend on it at the library (its loan limits).
+        Events go in the order they happened, across items too, since a patron's return and
+        next loan may depend on it at the library (its loan limits): the run stops at an event
+        that cannot go yet (waiting out a back-off or its settling time, or in a live sender's
+        hands) and before a second event of an item already in it. A dead letter holds back the
+        later events of its own item only: staff settle it, the rest of the queue goes on.
 
         A wait longer than `longest_wait_s` from now can only come from a clock that has since
         jumped back (a Pi that booted with a wrong date, then synchronised): it is due now."""
@@ -661,14 +682,16 @@ class Store:
                 break
             if item in held:
                 continue
+            if row["state"] == "dead":  # staff's to settle; the other items go on meanwhile
+                held.add(item)
+                continue
             if row["settle_mono"] is not None:  # settling: the monotonic clock decides, not the wall
                 waiting = self._settling(row)
             else:  # a back-off, by the wall clock
                 waiting = row["next_attempt_at"] is not None and due_by < row["next_attempt_at"] <= latest
             busy = row["state"] == "inflight" and row["claimed_by"] and live(row["claimed_by"])
-            if row["state"] == "dead" or waiting or busy:
-                held.add(item)
-                continue
+            if waiting or busy:
+                break  # it goes first, later events after it: one patron's return, then their loan
             events.append(row)
             taken.add(item)
             if len(events) >= count:
@@ -723,7 +746,7 @@ class Store:
         with self.transaction(durable=False) as db:
             for event_id in event_ids:
                 cursor = db.execute(
-                    "UPDATE outbox SET state = 'delivered', delivered_at = ?, "
+                    "UPDATE outbox SET state = 'delivered', delivered_at = ?, settle_mono = NULL, "
                     f"claimed_by = NULL WHERE event_id = ? AND state IN {_UNSETTLED}", [at.isoformat(), event_id])
                 if cursor.rowcount and not self.keep_member_numbers:
                     self._scrub(db, event_id)
@@ -938,6 +961,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('stopped_cleanly', '1')")
 
     def locker_audit_due(self) -> bool:
+        """Whether the locker audit should run now: it is pending, and this boot has run for
+        the settling time (a checkout sent just before the power cut may still be landing)."""
+        return self.locker_audit_pending() and self._clock.monotonic() >= UNKNOWN_SETTLE_S
+
+    def locker_audit_pending(self) -> bool:
         return self._state("locker_audit") == "due"
 
     def locker_audit_done(self) -> None:

@@ -22,6 +22,7 @@ from kiosk.clock import Clock
 from kiosk.library import CheckinAnswer, CheckoutAnswer, ItemFacts, LibraryUnavailable, OutcomeUnknown
 from kiosk.rules import Policy, Reason, Refusal, Standing, refusal
 from kiosk.session import LoanLine
+from kiosk.store import UNKNOWN_SETTLE_S
 from sync.sip2.client import Client, OutcomeUnknown as Sip2OutcomeUnknown
 from sync.sip2.codec import Sip2Error
 from sync.sip2.results import CheckoutResult, PatronInfo
@@ -56,6 +57,11 @@ class Sip2Library:
         self._policy = policy
         self._send_pin = send_pin
         self._pins: dict[str, str] = {}
+        # Due dates as my loans last showed them, and renewals that went unanswered: item →
+        # (monotonic time, due before). Such a renewal is settled (17: did the due date move?)
+        # before another is sent, or one request of the patron's could renew twice.
+        self._due_seen: dict[str, dt.date | None] = {}
+        self._unanswered_renewals: dict[str, tuple[float, dt.date | None]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -192,15 +198,16 @@ class Sip2Library:
         return CheckoutAnswer(due=self.today() + dt.timedelta(days=self._policy.loan_days), committed=True,
                               due_text=due_text.strip())
 
-    def cancel_checkout(self, member_id: str, item: str) -> None:
+    def cancel_checkout(self, member_id: str, item: str) -> CheckinAnswer | None:
         """Idempotent: asks 17 first, and checks the item in only when it is on loan."""
         facts = self._call(lambda: self._client.item_information(item))
         if facts.circulation_status not in ("04", "05"):
-            return  # the loan never happened, or has been taken back already
+            return None  # the loan never happened, or has been taken back already
         result = self._call(lambda: self._client.checkin(item, return_date=self._clock.now()))
         if not result.ok:
             # The library's words may name people: they go to staff with the queued event, not here.
             raise LibraryUnavailable("the library refused to take back a loan whose door never opened")
+        return CheckinAnswer(ok=True, alert=result.alert, message=" ".join(result.screen_messages))
 
     def _why_not(self, member_id: str, item: str, result: CheckoutResult) -> Refusal:
         message = " ".join(result.screen_messages)
@@ -225,10 +232,41 @@ class Sip2Library:
 
     def renew(self, member_id: str, item: str) -> CheckoutAnswer:
         pin = self._pin(member_id)
-        result = self._call(lambda: self._client.renew(member_id, item, pin=pin))
+        with self._lock:
+            unanswered = self._unanswered_renewals.get(item)
+        if unanswered is not None:
+            settled = self._settle_renewal(item, *unanswered)
+            if settled is not None:
+                return settled
+        try:
+            result = self._call(lambda: self._client.renew(member_id, item, pin=pin))
+        except OutcomeUnknown:
+            with self._lock:
+                self._unanswered_renewals[item] = (self._clock.monotonic(), self._due_seen.get(item))
+            raise
         if result.ok:
-            return self._lent(result.due, result.due_text)
+            answer = self._lent(result.due, result.due_text)
+            with self._lock:
+                self._due_seen[item] = answer.due
+            return answer
         return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED, message=" ".join(result.screen_messages)))
+
+    def _settle_renewal(self, item: str, sent_at: float, due_before: dt.date | None) -> CheckoutAnswer | None:
+        """An earlier renewal of `item` went unanswered: its answer if the library shows it made
+        (the due date moved), None when it did not happen and a renewal may be sent now. Raises
+        LibraryUnavailable while it may still be landing (within the settling time)."""
+        facts = self._call(lambda: self._client.item_information(item))
+        due = facts.due.date() if facts.due else None
+        if due is not None and due_before is not None and due > due_before:
+            with self._lock:
+                self._unanswered_renewals.pop(item, None)
+                self._due_seen[item] = due
+            return CheckoutAnswer(due=due, committed=True)
+        if self._clock.monotonic() - sent_at < UNKNOWN_SETTLE_S:
+            raise LibraryUnavailable("an earlier renewal of this item may still reach the library")
+        with self._lock:
+            self._unanswered_renewals.pop(item, None)
+        return None
 
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
         result = self._call(lambda: self._client.checkin(item, return_date=returned_at))
@@ -251,6 +289,8 @@ class Sip2Library:
         for item in info.charged_items[:MAX_LOANS_LISTED]:
             facts = self._call(lambda item=item: self._client.item_information(item))
             due = facts.due.date() if facts.due else None
+            with self._lock:
+                self._due_seen[item] = due
             late = item in overdue or (due is not None and due < today)
             lines.append(LoanLine(item, facts.title or item, due, overdue=late,
                                   due_text="" if due else facts.due_text.strip()))

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.clock import Clock, boot_id
-from kiosk.store import UNKNOWN_SETTLE_S, Store, sender_alive, sender_id
+from kiosk.store import UNKNOWN_SETTLE_S, Store, sender_alive, sender_id, sending
 from sync.sip2.client import Client, OutcomeUnknown, Sip2Unavailable
 from sync.sip2.codec import Sip2Error
+from sync.sip2.results import ItemInfo
 
 log = logging.getLogger("kiosk.outbox")
 
@@ -121,7 +122,7 @@ class OutboxWorker:
         while limit is None or done < limit:
             now = self._clock.now()
             count = self._batch if limit is None else min(self._batch, limit - done)
-            events = self._store.next_events(now, lambda claim: sender_alive(claim, self._boot), count=count,
+            events = self._store.next_events(now, self._sender_alive, count=count,
                                              longest_wait_s=2 * self._backoff[1] + UNKNOWN_SETTLE_S)
             if not events:
                 return report
@@ -134,8 +135,11 @@ class OutboxWorker:
     def _deliver_batch(self, events: list[dict], now: dt.datetime, report: DrainReport) -> bool:
         """Claim a batch (of distinct items) in one durable commit, send its events one by one,
         and mark what was delivered in one commit. False when the drain must stop."""
-        before = self._store.claim_many([e["seq"] for e in events], self._me, now,
-                                        lambda claim: sender_alive(claim, self._boot))
+        with sending(self._me):
+            return self._send_batch(events, now, report)
+
+    def _send_batch(self, events: list[dict], now: dt.datetime, report: DrainReport) -> bool:
+        before = self._store.claim_many([e["seq"] for e in events], self._me, now, self._sender_alive)
         events = [e for e in events if e["seq"] in before]  # the rest: another sender has them
         delivered: list[str] = []
         try:
@@ -160,6 +164,9 @@ class OutboxWorker:
         finally:
             self._store.mark_delivered_many(delivered, self._clock.now())
         return True
+
+    def _sender_alive(self, claim: str) -> bool:
+        return sender_alive(claim, self._boot)
 
     def _settle_failure(self, event: dict, unsure: bool, exc: Exception, report: DrainReport) -> None:
         if isinstance(exc, OutcomeUnknown):  # sent, unanswered: settled with 17 after a while
@@ -233,7 +240,7 @@ class OutboxWorker:
             # Never sent before: a checkin changes nothing at a library that already has the book
             # back, so it goes without asking first; only a refusal is looked into (17).
             return self._check_in(item, payload, look_into_refusal=True)
-        facts = self._client.item_information(item)
+        facts = self._look_up(item)
         on_loan = facts.circulation_status in ON_LOAN
         if kind == "checkout":
             if on_loan:
@@ -252,20 +259,40 @@ class OutboxWorker:
                 return "delivered", ""
             return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
         if kind == "checkin":
-            if not on_loan:
-                return "delivered", "the library shows it returned already"
-            return self._check_in(item, payload, look_into_refusal=False)
+            if on_loan:
+                return self._check_in(item, payload, look_into_refusal=False)
+            return self._returned_already(item, payload, facts)
         return "dead", f"unknown event kind {kind!r}"
+
+    def _look_up(self, item: str) -> ItemInfo:
+        """Item information (17). It changes nothing at the library, so an unanswered one is no
+        unknown outcome of the event being settled: nothing was sent for that (yet)."""
+        try:
+            return self._client.item_information(item)
+        except OutcomeUnknown as exc:
+            raise Sip2Unavailable(f"item information went unanswered ({exc})") from None
+
+    def _returned_already(self, item: str, payload: dict, facts: ItemInfo) -> tuple[str, str]:
+        """A checkin whose book the library shows not on loan: it has it back (from this event,
+        or the desk's), unless it does not know the copy at all. A copy it holds for another
+        member, or sends elsewhere, goes to staff, as the checkin's alert would have said."""
+        if not facts.title.strip():
+            return "dead", "the library does not know this item " + " ".join(facts.screen_messages)
+        if facts.circulation_status in ("08", "10"):  # waiting on the hold shelf; in transit
+            self._hold_for_staff(item, payload.get("slot"), facts.circulation_status_name)
+        return "delivered", "the library shows it returned already"
 
     def _check_in(self, item: str, payload: dict, *, look_into_refusal: bool) -> tuple[str, str]:
         when = _when(payload.get("return_date") or payload.get("transaction_date"), self._clock)
         result = self._client.checkin(item, no_block=True, transaction_date=when, return_date=when)
-        if result.ok and result.alert and not payload.get("undo"):
+        if result.ok and result.alert:  # a take-back's too: the book in its locker is wanted elsewhere
             self._hold_for_staff(item, payload.get("slot"), " ".join(result.screen_messages) or "alert")
         if result.ok:
             return "delivered", ""
-        if look_into_refusal and self._client.item_information(item).circulation_status not in ON_LOAN:
-            return "delivered", "the library shows it returned already"
+        if look_into_refusal:
+            facts = self._look_up(item)
+            if facts.circulation_status not in ON_LOAN:
+                return self._returned_already(item, payload, facts)
         return "dead", "refused at replay: " + (" ".join(result.screen_messages) or "no reason given")
 
 

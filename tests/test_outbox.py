@@ -364,12 +364,23 @@ def test_a_sender_whose_process_id_went_to_another_process_counts_as_gone():
 
     from kiosk.store import sender_alive
 
-    me = sender_id(BOOT, "w1")
-    assert sender_alive(me, BOOT)
-    assert not sender_alive(me, "boot-before")  # a process of an earlier boot
-    pid, _, rest = me.partition(":")[2].partition("@")
+    parent = sender_id(BOOT)  # this test's own process, seen from a child: alive
+    script = (f"import sys; from kiosk.store import sender_alive, sender_id; "
+              f"print(sender_id({BOOT!r}), sender_alive(sys.argv[1], {BOOT!r}), "
+              f"sender_alive(sys.argv[1], 'boot-before'))")
+    child = subprocess.run([sys.executable, "-c", script, parent], capture_output=True, text=True, check=True)
+    claim, alive, earlier_boot = child.stdout.split()
+    assert (alive, earlier_boot) == ("True", "False")
+    assert not sender_alive(claim, BOOT)  # the child has exited
+    pid, _, started = parent.partition(":")[2].partition("@")
     # The same pid, started at another moment: a dead sender's pid handed to a later process.
-    assert not sender_alive(f"{BOOT}:{pid}@{int(rest.partition(':')[0]) + 1}:w1", BOOT)
-    child = subprocess.run([sys.executable, "-c", f"from kiosk.store import sender_id; print(sender_id({BOOT!r}))"],
-                           capture_output=True, text=True, check=True)
-    assert not sender_alive(child.stdout.strip(), BOOT)  # it has exited
+    assert not sender_alive(f"{BOOT}:{pid}@{int(started) + 1}", BOOT)
+
+
+def test_a_claim_of_this_process_is_live_only_while_it_is_being_sent():
+    from kiosk.store import sender_alive, sending
+
+    claim = sender_id(BOOT, "w1")
+    with sending(claim):
+        assert sender_alive(claim, BOOT)
+    assert not sender_alive(claim, BOOT)  # left behind by a write that failed: taken up again
