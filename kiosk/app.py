@@ -484,9 +484,7 @@ class Kiosk:
             return True
         self._alarm("phantom-loan-taken-back", effect.slot)
         if answer.alert:
-            now = self.clock.now()
-            self._guarded(lambda: self.store.hold_for_staff(effect.slot, answer.message or "alert", now))
-            self._alarm("return-alert", effect.slot)
+            self._keep_for_staff(effect.slot, answer.message)
             return False
         return True
 
@@ -503,10 +501,8 @@ class Kiosk:
             return
         try:
             answer = self.library.cancel_checkout(job.member_id, job.item)
-            if answer is not None and answer.alert:  # the book is wanted elsewhere (a hold): staff
-                now = self.clock.now()
-                self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
-                self._alarm("return-alert", job.slot)
+            if answer is not None and answer.alert:  # the book is wanted elsewhere (a hold)
+                self._keep_for_staff(job.slot, answer.message)
             return
         except LibraryUnavailable as exc:
             log.warning("the library did not take back the loan of %s: %s; queued", job.item, exc)
@@ -633,12 +629,9 @@ class Kiosk:
             log.warning("the return of %s stays queued for the library: %s", job.item, exc)
             self._guarded(lambda: self.store.release(event_id, "library unavailable", self.clock.now()))
             return
+        if answer.alert:  # noted before the checkin is marked delivered: a crash between must not lose it
+            self._keep_for_staff(job.slot, answer.message)
         now = self.clock.now()
-        if answer.alert:
-            # Held for another member or in transit: staff take it out; it is not lent from here.
-            # Noted before the checkin is marked delivered: a crash in between must not lose it.
-            self._guarded(lambda: self.store.hold_for_staff(job.slot, answer.message or "alert", now))
-            self._alarm("return-alert", job.slot)
         if answer.ok:
             self._guarded(lambda: self.store.mark_delivered(event_id, now))
         else:
@@ -646,6 +639,13 @@ class Kiosk:
             # The outbox worker looks (17) and settles it, or makes it a dead letter for staff.
             self._guarded(lambda: self.store.mark_unknown_event(event_id, "refused online", now, settle_s=0))
             self._sync_wake.set()
+
+    def _keep_for_staff(self, slot: int, message: str) -> None:
+        """The library flags the book in this locker (held for another member, in transit):
+        staff take it out; it is not lent from here."""
+        now = self.clock.now()
+        self._guarded(lambda: self.store.hold_for_staff(slot, message or "alert", now))
+        self._alarm("return-alert", slot)
 
     def _alarm(self, kind: str, slot: int | None) -> None:
         log.warning("alarm %s at locker %s", kind, slot)
