@@ -1,0 +1,255 @@
+"""What the outbox, and the kiosk's own sends, must get right when things go wrong on the way: an
+answer lost, a refusal, a hold caught by a checkin, a write that fails, events that must keep
+their order, a damaged record. The kiosk and the worker run against the demo ILS over loopback."""
+
+import random
+from contextlib import closing
+
+import pytest
+
+from drivers.base import DeviceError
+from kiosk.staff import event_view
+from kiosk.store import StoreError
+from steps import choose, ils_loans, ils_log, login, open_and_close, queue_loan
+from sync.demo_ils import Behaviour, place_hold
+from sync.outbox import OutboxWorker
+from sync.sip2.client import Client
+from sync.sip2.results import CheckinResult
+from test_offline import make_kiosk
+from test_outbox import BOOT, client, offline_loan, offline_return, store, worker  # noqa: F401 (fixtures)
+
+WAITING = "11110100000009"  # member 9, who reserves books
+AT_LIMIT = "11110100000003"  # member 3: at the library's limit of 5 loans
+STRANGER = "EM9999999999"  # looks like one of the library's barcodes; no copy of the library
+
+
+@pytest.fixture
+def kiosk(tmp_path, clock, ils):
+    with closing(make_kiosk(tmp_path, clock, ils)) as k:
+        yield k
+
+
+def offered(k) -> list[str]:
+    return [line.item for line in k.store.shelf()]
+
+
+def empty_locker_1(k):
+    """Member 1 borrows the book in locker 1 and leaves: locker 1 is free for a return."""
+    login(k)
+    choose(k, "EM0000000001")
+    open_and_close(k, 1)
+    k.tap("logout")
+
+
+def start_return(k, item):
+    k.tap("return")
+    k.devices.scanner.show(item)
+    k.pump()
+
+
+def lend_with_the_answer_lost(k, ils, item="EM0000000003"):
+    """Member 1 borrows `item`; the library lends it, but its answer is cut short, so the door
+    stays shut and the loan is to be taken back."""
+    login(k)
+    ils.faults.drop_after = 10
+    choose(k, item)
+    assert k.devices.locks.unlocked() == []
+
+
+def busy_once(monkeypatch, store):
+    """The next write that marks events delivered fails (the database busy, the disk full)."""
+    real = store.mark_delivered_many
+    calls = []
+
+    def fail_first(event_ids, at):
+        calls.append(event_ids)
+        if len(calls) == 1:
+            raise StoreError("database write failed: database is locked")
+        return real(event_ids, at)
+
+    monkeypatch.setattr(store, "mark_delivered_many", fail_first)
+
+
+def test_a_lost_item_information_answer_is_not_taken_for_the_loan_going_through(worker, store, client, ils,
+                                                                                clock):
+    """A loan made offline, of a copy the library shows on loan to another member (a mistake at
+    the desk), is a dead letter for staff. Before replaying it the kiosk asks for the item's
+    information (17); if that answer is lost, only the question went out: the loan has still not
+    reached the library, and it stays a dead letter. It is not taken for delivered, which would
+    leave member 1 with a book the library never heard they borrowed."""
+    offline_loan(store, clock)  # lent offline to member 1
+    assert client.checkout(WAITING, "EM0000000003").ok  # the library's records say member 9 has it
+    client.connect()
+    ils.faults.drop_after = 5  # the worker's 17 is answered, the answer cut short
+    worker.drain()
+    clock.advance(120)
+    worker.drain(retry_now=True)
+    [event] = store.outbox()
+    checkouts = [e for e in ils_log(ils, "EM0000000003") if e["action"] == "checkout"]
+    assert len(checkouts) == 1  # the desk's only: the kiosk's checkout was never sent
+    assert event["state"] == "dead", event["last_error"]
+    assert ils_loans(ils)["EM0000000003"]["patron"] == WAITING
+
+
+def test_a_return_of_a_copy_the_library_does_not_know_is_a_dead_letter_and_not_lent(kiosk, ils, clock):
+    """Offline, every return is accepted, even of a copy that is not the library's. When the
+    library then refuses its checkin as an unknown item, the return is a dead letter for staff,
+    and the stranger's book in the locker is not offered for lending under its barcode."""
+    empty_locker_1(kiosk)
+    ils.faults.down = True
+    start_return(kiosk, STRANGER)
+    assert kiosk.state.screen == "open-door"  # offline, every return is accepted
+    open_and_close(kiosk, 1)
+    ils.faults.down = False
+    clock.advance(60)
+    kiosk.sync_now()
+    [event] = [e for e in kiosk.store.outbox() if e["item"] == STRANGER]
+    assert event["state"] == "dead", event["last_error"]
+    assert STRANGER not in offered(kiosk)
+
+
+def test_a_reserved_book_whose_checkin_answer_was_lost_goes_to_staff(kiosk, ils, clock):
+    """A returned book reserved for another member, whose checkin answer is lost on the way:
+    once the kiosk has settled the checkin (the library shows the book on its hold shelf), the
+    locker is kept for staff and the book is not lent to the next patron."""
+    empty_locker_1(kiosk)
+    start_return(kiosk, "EM0000000026")  # on loan to member 3, reserved by member 9
+    assert kiosk.state.screen == "open-door"
+    ils.faults.drop_after = 10  # the library checks it in (the hold caught, alert=Y); the answer is cut
+    open_and_close(kiosk, 1)
+    assert kiosk.state.screen == "receipt"
+    assert "EM0000000026" not in ils_loans(ils)  # it landed
+    [_] = kiosk.store.outbox("unknown")
+    clock.advance(120)  # settled
+    assert kiosk.sync_now().delivered == 1
+    assert kiosk.library.client.item_information("EM0000000026").circulation_status == "08"  # hold shelf
+    assert "EM0000000026" not in offered(kiosk)
+    assert [row["slot"] for row in kiosk.store.staff_slots()] == [1]
+
+
+def test_a_queued_take_back_that_catches_a_hold_sends_the_locker_to_staff(kiosk, ils, clock):
+    """A loan whose answer was lost is taken back later. If someone reserved the copy meanwhile,
+    the library's checkin catches the hold (alert=Y): the locker goes to staff, and the book is
+    not offered to the next patron."""
+    lend_with_the_answer_lost(kiosk, ils)
+    place_hold(ils.db_path, "EM0000000003", WAITING, clock=clock)  # someone reserves the copy meanwhile
+    clock.advance(120)
+    assert kiosk.sync_now().delivered == 1  # the take-back: checked in, the hold caught
+    assert "EM0000000003" not in ils_loans(ils)
+    assert kiosk.library.client.item_information("EM0000000003").circulation_status == "08"
+    assert "EM0000000003" not in offered(kiosk)
+    assert [row["slot"] for row in kiosk.store.staff_slots()] == [3]
+
+
+def test_an_immediate_take_back_that_catches_a_hold_sends_the_locker_to_staff(kiosk, ils, clock, monkeypatch):
+    """The same when the loan is taken back at once: the library lent, someone reserved the copy
+    at that moment, and the locker's lock did not open."""
+    login(kiosk)
+    real_checkout = kiosk.library.client.checkout
+
+    def lend_then_someone_reserves(*args, **kwargs):
+        result = real_checkout(*args, **kwargs)
+        place_hold(ils.db_path, "EM0000000003", WAITING, clock=clock)
+        return result
+
+    def jammed(slot):
+        raise DeviceError("no answer from the lock board")
+
+    monkeypatch.setattr(kiosk.library.client, "checkout", lend_then_someone_reserves)
+    monkeypatch.setattr(kiosk.devices.locks, "unlock", jammed)
+    choose(kiosk, "EM0000000003")  # lent, the lock fails: taken back at once
+    assert "EM0000000003" not in ils_loans(ils)
+    assert kiosk.library.client.item_information("EM0000000003").circulation_status == "08"
+    assert "EM0000000003" not in offered(kiosk)
+    assert [row["slot"] for row in kiosk.store.staff_slots()] == [3]
+
+
+def test_a_failed_delivered_mark_does_not_hold_up_the_items_later_events(worker, store, ils, clock, monkeypatch):
+    """When the write that marks a sent event delivered fails once (the database busy, the disk
+    full), the event is settled later and the item's next events still go: the loan made
+    offline and the return after it both reach the library within the day, without waiting for
+    the kiosk to be restarted."""
+    offline_loan(store, clock)  # lent offline
+    clock.advance(600)
+    offline_return(store, clock, "EM0000000003")  # and brought back
+    busy_once(monkeypatch, store)
+    with pytest.raises(StoreError):  # the sync loop logs it and drains again later
+        worker.drain()
+    assert "EM0000000003" in ils_loans(ils)  # the checkout reached the library
+    for _ in range(5):  # the sync loop keeps going, for a day
+        clock.advance(3 * 3600)
+        worker.drain(retry_now=True)
+    states = [(e["kind"], e["state"]) for e in store.outbox()]
+    assert states == [("checkout", "delivered"), ("checkin", "delivered")]
+
+
+def test_a_returned_book_whose_delivered_mark_failed_is_offered_again(kiosk, ils, clock, monkeypatch):
+    """The same for a return the kiosk checks in itself, at the door: the failed write is no
+    failure for the patron, who gets a receipt, and the checkin is settled later, so the book
+    is offered again while the kiosk runs on."""
+    empty_locker_1(kiosk)
+    start_return(kiosk, "EM0000000001")
+    busy_once(monkeypatch, kiosk.store)
+    open_and_close(kiosk, 1)
+    assert kiosk.state.screen == "receipt"
+    assert "EM0000000001" not in ils_loans(ils)  # the library has it back
+    for _ in range(5):
+        clock.advance(3 * 3600)
+        kiosk.sync_now()
+    assert [e["state"] for e in kiosk.store.outbox() if e["kind"] == "checkin"] == ["delivered"]
+    assert "EM0000000001" in offered(kiosk)
+
+
+def test_a_book_whose_take_back_is_a_dead_letter_is_not_offered_again(kiosk, ils, clock, monkeypatch):
+    """When the library refuses to take back a loan whose door never opened, the take-back is a
+    dead letter for staff and the library still has the book on loan to the member. Until staff
+    have settled it, the book is not offered again: borrowed once more, the library would renew
+    that loan (a repeated checkout is a renewal) and the kiosk would take it for a fresh one."""
+    lend_with_the_answer_lost(kiosk, ils)
+    [_] = kiosk.store.outbox("unknown")
+    clock.advance(120)
+    # The library refuses the take-back (as Koha does for a checkin it blocks; the words are its own).
+    monkeypatch.setattr(Client, "checkin", lambda self, item, **kw: CheckinResult(
+        ok=False, screen_messages=("Checkin blocked",)))
+    kiosk.sync_now()
+    monkeypatch.undo()
+    assert [e["kind"] for e in kiosk.store.outbox("dead")] == ["checkin"]
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 0  # the loan the library still has
+    assert "EM0000000003" not in [item for _, item in kiosk.store.locker_books()]
+    assert "EM0000000003" not in offered(kiosk)
+
+
+def test_a_return_and_the_next_loan_reach_the_library_in_the_order_they_happened(store, client, ils, clock):
+    """Member 3, at the library's limit, returns a book and then borrows another while the
+    library is down. The return reaches the library first even while it is waiting out a
+    back-off and the loan is not, so a library that does not honour no-block (Evergreen, FOLIO)
+    does not refuse the loan at the limit, which would make it a dead letter."""
+    ils.behaviour = Behaviour(no_block="ignored")
+    slow = OutboxWorker(store, client, clock, backoff_initial_s=60, backoff_max_s=600, rng=random.Random(2),
+                        boot=BOOT)
+    offline_return(store, clock, "EM0000000025", slot=1)  # member 3 brings one back
+    clock.advance(60)
+    queue_loan(store, clock, "EM0000000003", AT_LIMIT, slot=3, boot=BOOT)  # and borrows another
+    ils.faults.down = True
+    slow.drain()  # the library is down: the checkin backs off, the checkout waits as it was
+    ils.faults.down = False
+    client.next_attempt_at = None  # the client's own back-off is over: the library answers
+    report = slow.drain()  # the periodic drain (not woken by the kiosk)
+    clock.advance(3600)
+    slow.drain()
+    log = sorted(ils_log(ils, "EM0000000025") + ils_log(ils, "EM0000000003"), key=lambda e: e["at"])
+    assert report.dead == 0
+    assert [(e["action"], e["item"]) for e in log] == [("checkin", "EM0000000025"), ("checkout", "EM0000000003")]
+
+
+def test_queue_show_of_a_damaged_dead_letter_shows_it(worker, store, clock):
+    """An event whose record is damaged (its payload torn) becomes a dead letter for staff to
+    look at; `kiosk queue show ID` then shows that record as it is instead of failing on it."""
+    offline_loan(store, clock)
+    with store.transaction() as db:
+        db.execute("UPDATE outbox SET payload = '{\"due\": \"2026-11-16\", \"slot\": 3'")  # torn
+    assert worker.drain().dead == 1
+    [row] = store.outbox("dead")
+    view = event_view(row, full=True)  # what `kiosk queue show ID` prints
+    assert view["id"] == row["seq"]
+    assert '"slot": 3' in str(view["payload"])
