@@ -137,6 +137,8 @@ class OfflineSection:
     max_loans: int = _spec(2, _not_negative)  # per member, while offline (not yet delivered)
     unknown_members: str = _spec("refuse", choices=("refuse", "one-item"))
     cache_days: int = _spec(30, _positive)  # a member's cached standing is trusted this long
+    pin_tries: int = _spec(3, _positive)  # wrong PINs in a row, over any taps, before offline sign-in stops
+    pin_lockout_s: float = _spec(0.0, _not_negative)  # then for this long (0: until an online sign-in)
     delivered_retention_days: int = _spec(30, _positive)  # delivered events and finished door jobs
 
 

@@ -7,8 +7,8 @@ a checkout in the outbox, and the outbox worker replays it later with the origin
 
 What the cache keeps of a member (refreshed at every online login, see `Store.cache_member`): a
 keyed hash of the member's number and of each card seen, the library's verdict (a reason code,
-no words), the expiry date, the loan counts, a keyed check of the PIN, and when. No number, no
-name: an offline greeting is anonymous.
+no words), the expiry date, the loan counts, a keyed check of the PIN, and when; and, offline, a
+count of wrong PINs in a row. No number, no name: an offline greeting is anonymous.
 
 Returns need no decision and are always accepted: a book the kiosk has never seen is taken in
 under its barcode, and its checkin waits in the outbox.
@@ -42,6 +42,8 @@ class OfflineRules:
     cache_days: int = 30
     require_pin: bool = True  # the kiosk asks for PINs: a cached member with no cached PIN check
     #                           is judged as one never seen (whoever holds the card is unknown)
+    pin_tries: int = 3  # wrong PINs in a row (over any number of taps) before offline sign-in stops
+    pin_lockout_s: float = 0.0  # for this long, by the monotonic clock; 0: until an online sign-in
 
 
 class OfflineFirst:
@@ -151,11 +153,22 @@ class OfflineFirst:
         return row if dt.datetime.fromisoformat(row["cached_at"]) >= cutoff else None
 
     def _from_cache(self, credential: str, *, pin: str | None) -> Standing | None:
-        """The member as the cache knows them, judged offline; None for a wrong PIN."""
+        """The member as the cache knows them, judged offline; None for a wrong PIN, and a
+        refused sign-in (PIN_LOCKED) after `pin_tries` wrong ones in a row."""
         row = self._fresh(self._store.cached_member(credential))
         if row is not None and pin is not None and row["pin_check"] is not None:
+            # The library counts wrong PINs online; offline the kiosk must, or a found card's
+            # PIN could be tried without end (the session's own count restarts at every tap).
+            if self._pin_locked(row):
+                return self._locked(credential)
             if not self._store.pin_matches(row["member_key"], pin, row["pin_check"]):
+                if self._store.note_wrong_pin(row["member_key"]) >= self._rules.pin_tries:
+                    log.warning("offline: %d wrong PINs in a row for one member: no offline sign-in "
+                                "for them now", self._rules.pin_tries)
+                    return self._locked(credential)
                 return None
+            if row["pin_failures"]:
+                self._store.clear_wrong_pins(row["member_key"])
         here, network = self._count(row)
         return Standing(
             member_id=credential, name="",
@@ -164,10 +177,22 @@ class OfflineFirst:
             library_decides=True, verdict=self._judge(credential, row, (here, network)), offline=True,
         )
 
+    def _pin_locked(self, row: dict) -> bool:
+        """Too many wrong PINs offline for this member, and the lockout (if it ends) not over."""
+        if row["pin_failures"] < self._rules.pin_tries:
+            return False
+        return not self._rules.pin_lockout_s or self._store.since_wrong_pin_s(row) < self._rules.pin_lockout_s
+
+    @staticmethod
+    def _locked(credential: str) -> Standing:
+        """The answer for a card locked by wrong PINs offline: the session refuses the sign-in."""
+        return Standing(member_id=credential, name="", library_decides=True, offline=True,
+                        verdict=refusal(Reason.PIN_LOCKED, offline="yes"))
+
     def _count(self, row: dict | None) -> tuple[int, int]:
         if row is None:
             return 0, 0
-        since = self._store.loans_since(row["member_key"], row["cached_at"])
+        since = self._store.uncounted_loans(row["member_key"])
         return row["loans_here"] + since, row["loans_network"] + since
 
     def _judge(self, member_id: str, row: dict | None,
@@ -248,4 +273,5 @@ def rules_from(section: Any, *, require_pin: bool = True) -> OfflineRules:
     """The `[offline]` section of the config as rules."""
     return OfflineRules(allowed=section.allowed, due_days=section.due_days, max_loans=section.max_loans,
                         unknown_members=section.unknown_members, cache_days=section.cache_days,
-                        require_pin=require_pin)
+                        require_pin=require_pin, pin_tries=section.pin_tries,
+                        pin_lockout_s=section.pin_lockout_s)

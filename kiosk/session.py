@@ -545,6 +545,11 @@ def _result(s: State, event: Event) -> Step:
             return _go(s, "pin", at, member=None, today=event.today, last_activity=at), ()
         return _go(s, "menu", at, member=event.member, today=event.today, credential=None), ()
     if isinstance(event, PinAccepted):
+        verdict = event.member.verdict
+        if verdict is not None and verdict.reason is Reason.PIN_LOCKED:
+            # Offline, too many wrong PINs for this member (counted on disk, over every tap):
+            # not even the right PIN signs in until the lockout ends.
+            return _fail(_reset(s, at), verdict, at)
         return _go(s, "menu", at, member=event.member, today=event.today, credential=None, pin=""), ()
     if isinstance(event, PinRejected):
         failures = s.pin_failures + 1

@@ -210,9 +210,25 @@ def _settling_v5(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("settle_mono", float)
 
 
+def _offline_guards_v6(db: sqlite_utils.Database) -> None:
+    # Offline limits that hold whatever the wall clock does. A loan the library's count at the
+    # member's last online login included (`library_counted`), so that offline the kiosk adds
+    # the others to the cached count without comparing times; existing loans are judged once
+    # by the times they carry. And wrong PINs offline, counted per member across card taps
+    # (the last one's time by the monotonic clock of its boot), for the offline PIN lockout.
+    db["loans"].add_column("library_counted", int, not_null_default=0)
+    db.execute(
+        "UPDATE loans SET library_counted = 1 WHERE loaned_at <= "
+        "(SELECT cached_at FROM member_cache c WHERE c.member_key = loans.member_key) "
+        f"AND (event_id IS NULL OR event_id NOT IN (SELECT event_id FROM outbox WHERE state NOT IN {_SETTLED}))")
+    db["member_cache"].add_column("pin_failures", int, not_null_default=0)
+    db["member_cache"].add_column("pin_failed_boot", str)
+    db["member_cache"].add_column("pin_failed_mono", float)
+
+
 # Each migration runs in the same transaction as the row that records it.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
-    _create_v1, _online_ils_v2, _outbox_claims_v3, _offline_v4, _settling_v5)
+    _create_v1, _online_ils_v2, _outbox_claims_v3, _offline_v4, _settling_v5, _offline_guards_v6)
 
 # Outbox states: "pending" (to send to the library), "inflight" (being sent by `claimed_by`),
 # "unknown" (sent, but no answer came: reconcile with item information before anything else),
@@ -871,20 +887,38 @@ class Store:
                      loans_here: int, loans_network: int, pin: str | None, at: dt.datetime) -> None:
         """Remember a member's standing at an online login, for deciding while offline: the
         member's key, the library's verdict, the expiry, the loan counts, and a keyed check of
-        the PIN (so a found card cannot borrow offline without it). Nothing readable."""
+        the PIN (so a found card cannot borrow offline without it). Nothing readable.
+
+        `pin`: the PIN the library has just accepted; it also ends an offline PIN lockout. A card
+        linked to the member for the first time brings along what was recorded under its own
+        key while nobody knew whose it was (loans, and events not yet delivered), so offline
+        limits count them. The loans the library's counts include (delivered ones) are marked
+        as such: offline, only the others are added to the counts."""
         key = self.member_key(member_id)
         when = at.isoformat()
         with self.transaction(durable=False) as db:  # a cache: the next login writes it again
             old = db.execute("SELECT pin_check FROM member_cache WHERE member_key = ?", [key]).fetchone()
             pin_check = self._pin_check(key, pin) if pin else (old[0] if old else None)
-            db["member_cache"].upsert(
-                {"member_key": key, "verdict": verdict, "expires": expires.isoformat() if expires else None,
-                 "loans_here": loans_here, "loans_network": loans_network, "pin_check": pin_check,
-                 "cached_at": when}, pk="member_key")
+            row = {"member_key": key, "verdict": verdict, "expires": expires.isoformat() if expires else None,
+                   "loans_here": loans_here, "loans_network": loans_network, "pin_check": pin_check,
+                   "cached_at": when}
+            if pin:
+                row.update(pin_failures=0, pin_failed_boot=None, pin_failed_mono=None)
+            db["member_cache"].upsert(row, pk="member_key")
             for alias in {credential, member_id}:
+                alias_key = self.member_key(alias)
+                linked = db.execute("SELECT member_key FROM member_credentials WHERE credential_key = ?",
+                                    [alias_key]).fetchone()
+                if alias_key != key and (linked is None or linked[0] != key):
+                    db.execute("UPDATE loans SET member_key = ? WHERE member_key = ?", [key, alias_key])
+                    db.execute(f"UPDATE outbox SET member_key = ? WHERE member_key = ? AND state NOT IN {_SETTLED}",
+                               [key, alias_key])
                 db["member_credentials"].upsert(
-                    {"credential_key": self.member_key(alias), "member_key": key, "seen_at": when},
-                    pk="credential_key")
+                    {"credential_key": alias_key, "member_key": key, "seen_at": when}, pk="credential_key")
+            db.execute(
+                "UPDATE loans SET library_counted = 1 WHERE member_key = ? AND library_counted = 0 "
+                "AND returned_at IS NULL AND (event_id IS NULL OR event_id NOT IN "
+                f"(SELECT event_id FROM outbox WHERE state NOT IN {_SETTLED}))", [key])
 
     def _pin_check(self, key: str, pin: str) -> str:
         return self.member_key(f"pin\x00{key}\x00{pin}")
@@ -899,11 +933,38 @@ class Store:
     def pin_matches(self, member_key: str, pin: str, pin_check: str | None) -> bool:
         return pin_check is not None and hmac.compare_digest(pin_check, self._pin_check(member_key, pin))
 
-    def loans_since(self, member_key: str, since: str) -> int:
-        """Books this kiosk lent to the member after `since` and not yet returned here."""
+    def uncounted_loans(self, member_key: str) -> int:
+        """Books this kiosk lent to the member, not returned here, that the library's counts at
+        the member's last online login did not include: lent since, or not yet delivered then.
+        (No times are compared: a wall clock set back cannot hide a loan.)"""
         return self.db.execute(
-            "SELECT COUNT(*) FROM loans WHERE member_key = ? AND loaned_at > ? AND returned_at IS NULL",
-            [member_key, since]).fetchone()[0]
+            "SELECT COUNT(*) FROM loans WHERE member_key = ? AND library_counted = 0 AND returned_at IS NULL",
+            [member_key]).fetchone()[0]
+
+    def note_wrong_pin(self, member_key: str) -> int:
+        """A wrong PIN checked offline against the cache: the member's count of wrong PINs in a
+        row (kept across card taps and restarts), with when, by this boot's monotonic clock."""
+        with self.transaction() as db:
+            db.execute("UPDATE member_cache SET pin_failures = pin_failures + 1, pin_failed_boot = ?, "
+                       "pin_failed_mono = ? WHERE member_key = ?",
+                       [self._boot, self._clock.monotonic(), member_key])
+            row = db.execute("SELECT pin_failures FROM member_cache WHERE member_key = ?", [member_key]).fetchone()
+        return row[0] if row else 0
+
+    def clear_wrong_pins(self, member_key: str) -> None:
+        """The right PIN: the count of wrong ones starts again."""
+        with self.transaction() as db:
+            db.execute("UPDATE member_cache SET pin_failures = 0, pin_failed_boot = NULL, pin_failed_mono = NULL "
+                       "WHERE member_key = ? AND pin_failures > 0", [member_key])
+
+    def since_wrong_pin_s(self, row: dict) -> float:
+        """Seconds since the member's last wrong PIN (from cached_member), by the monotonic
+        clock. After a reboot, as long as this boot has run (it may have come just after)."""
+        if row.get("pin_failed_mono") is None:
+            return float("inf")
+        if row.get("pin_failed_boot") == self._boot:
+            return self._clock.monotonic() - row["pin_failed_mono"]
+        return self._clock.monotonic()
 
     def undelivered_loans(self, member_key: str) -> int:
         """Loans of this member the library has not been told of yet (lent offline)."""

@@ -145,6 +145,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.wrong-pin.next": "비밀번호를 다시 입력해 주세요",
         "r.pin-locked": "비밀번호를 여러 번 틀려 로그인할 수 없습니다",
         "r.pin-locked.next": "안내데스크에 문의하시거나 도서관 홈페이지에서 비밀번호를 다시 설정해 주세요",
+        "r.pin-locked.offline": "비밀번호를 여러 번 틀려, 도서관 시스템에 연결되지 않은 지금은 이 회원증으로 로그인할 수 없습니다",
+        "r.pin-locked.offline.next": "반납은 지금도 할 수 있습니다. 연결이 돌아온 뒤 다시 로그인하시거나 안내데스크에 문의해 주세요",
         "r.not-our-item": "이 도서관의 책이 아닙니다",
         "r.not-our-item.next": "책을 빌린 도서관에 반납해 주세요",
         "r.isbn-not-copy": "ISBN 바코드로는 처리할 수 없습니다",
@@ -307,6 +309,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.wrong-pin.next": "Please enter your PIN again",
         "r.pin-locked": "Too many wrong PINs: you cannot sign in now",
         "r.pin-locked.next": "Ask at the information desk, or reset your PIN on the library's website",
+        "r.pin-locked.offline": "Too many wrong PINs: this card cannot sign in while the library system is unreachable",
+        "r.pin-locked.offline.next": "You can still return books. Sign in again once the connection is back, or ask at the information desk",
         "r.not-our-item": "This book belongs to another library",
         "r.not-our-item.next": "Please return it to the library you borrowed it from",
         "r.isbn-not-copy": "That is the book's ISBN, not its library barcode",
@@ -419,6 +423,8 @@ def reason_text(refusal: Refusal, lang: str) -> tuple[str, str]:
         return (message or t(key, lang)), nxt
     if reason is Reason.WRONG_PIN:
         return (t(key, lang, left=d("left")) if d("left") else t(key + ".generic", lang)), nxt
+    if reason is Reason.PIN_LOCKED and d("offline"):  # counted by the kiosk, while offline
+        return t(key + ".offline", lang), t(key + ".offline.next", lang)
     if reason in (Reason.EXPIRED, Reason.SUSPENDED):
         date = d("date")
         return (t(key, lang, date=_date_detail(date, lang)) if date else t(key + ".generic", lang)), nxt
