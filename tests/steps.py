@@ -3,9 +3,27 @@
 import datetime as dt
 import uuid
 
+from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
+from kiosk.config import Config, LibrarySection, OfflineSection, Sip2Section
 from kiosk.session import DoorJob
 from kiosk.store import Item, Stamp
 from sync.demo_ils import loans_report
+
+
+BOOT = "boot-test"  # the boot id of events queued by tests
+
+
+def sip2_kiosk(tmp_path, clock, ils, *, backoff_initial_s=5.0, **offline):
+    """A started kiosk (simulated devices, its store on disk) whose library is the demo ILS on
+    loopback, with short timeouts; `offline`: its [offline] settings. The caller closes it."""
+    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
+                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3,
+                                     backoff_initial_s=backoff_initial_s),
+                    offline=OfflineSection(**offline))
+    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
+    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
+    k.start()
+    return k
 
 
 def login(k, uid="04A1B2C3", pin="1234"):
@@ -36,7 +54,7 @@ def ils_log(ils, item) -> list:
     return [e for e in loans_report(ils.db_path)["log"] if e["item"] == item]
 
 
-def queue_loan(store, clock, item, member, *, slot=None, boot="boot-test", days=14):
+def queue_loan(store, clock, item, member, *, slot=None, boot=BOOT, days=14):
     """A loan the kiosk recorded while the library was not told (its checkout waits in the
     outbox): the door job is committed, then the loan, as the app does. Returns the event id."""
     slot = slot if slot is not None else (store.slot_of(item) or 1)
@@ -46,7 +64,7 @@ def queue_loan(store, clock, item, member, *, slot=None, boot="boot-test", days=
     return store.record_loan(job, Stamp(clock.now(), True, boot))
 
 
-def queue_return(store, clock, item, *, slot=1, boot="boot-test"):
+def queue_return(store, clock, item, *, slot=1, boot=BOOT):
     """A return the kiosk recorded into locker `slot` whose checkin waits in the outbox."""
     if store.item(item) is None:
         store.add_items([Item(item, item, "")])  # a book from the library's shelves

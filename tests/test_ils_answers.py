@@ -7,11 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
 from kiosk.clock import KST, FakeClock
-from kiosk.config import Config, LibrarySection, Sip2Section
 from kiosk.rules import Policy, Reason
-from steps import login
+from steps import login, sip2_kiosk
 from sync.ils import Sip2Library
 from test_sip2_client import DATE, ScriptedServer, echo, make_client
 
@@ -95,11 +93,7 @@ def test_a_book_someone_else_reserved_is_still_refused_as_such():
 
 
 def test_a_member_at_the_network_limit_is_told_so_not_that_this_library_is_full(tmp_path, clock, ils):
-    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
-                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3))
-    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
-    kiosk = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
-    kiosk.start()
+    kiosk = sip2_kiosk(tmp_path, clock, ils)
     try:
         login(kiosk, uid="04A1B2C9")  # demo member 7: 30 loans at other 책이음 libraries, none here
         kiosk.tap("borrow")

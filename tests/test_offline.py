@@ -2,33 +2,20 @@
 demo ILS over loopback, which is cut off (`down`) and brought back; the outbox then replays.
 """
 
-import dataclasses
 import datetime as dt
 
 import pytest
 
-from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
-from kiosk.config import Config, LibrarySection, OfflineSection, Sip2Section
 from kiosk.rules import Reason
-from steps import choose, ils_loans, ils_log, login, open_and_close
+from steps import choose, ils_loans, ils_log, login, open_and_close, sip2_kiosk
 
 GOOD = "11110100000001"
 GOOD_CARD, FINED_CARD, NEW_CARD = "04A1B2C3", "04A1B2C4", "04A1B2CB"  # NEW: member 9, never seen here
 
 
-def make_kiosk(tmp_path, clock, ils, **offline):
-    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
-                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3, backoff_initial_s=5),
-                    offline=OfflineSection(**offline))
-    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
-    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
-    k.start()
-    return k
-
-
 @pytest.fixture
 def kiosk(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     yield k
     k.close()
 
@@ -113,7 +100,7 @@ def test_a_member_never_seen_online_may_return_but_not_borrow(kiosk, ils):
 
 
 def test_unknown_members_may_borrow_one_item_when_configured(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, unknown_members="one-item")
+    k = sip2_kiosk(tmp_path, clock, ils, unknown_members="one-item")
     try:
         ils.faults.down = True
         login(k, uid=NEW_CARD)
@@ -130,7 +117,7 @@ def test_unknown_members_may_borrow_one_item_when_configured(tmp_path, clock, il
 
 
 def test_offline_lending_can_be_switched_off(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, allowed=False)
+    k = sip2_kiosk(tmp_path, clock, ils, allowed=False)
     try:
         seen_online(k)
         ils.faults.down = True
@@ -168,13 +155,13 @@ def test_a_return_is_always_accepted_offline_even_of_a_book_the_kiosk_never_saw(
 
 
 def test_a_loan_made_offline_survives_a_power_cut_and_is_replayed_once(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     seen_online(k)
     ils.faults.down = True
     login(k)
     borrow(k, "EM0000000003", 3)
     k.power_cut()
-    again = make_kiosk(tmp_path, clock, ils)
+    again = sip2_kiosk(tmp_path, clock, ils)
     try:
         ils.faults.down = False
         assert again.sync_now().delivered == 1
@@ -272,18 +259,18 @@ def test_after_a_power_cut_the_locker_audit_takes_back_a_loan_whose_record_was_l
         tmp_path, clock, ils, monkeypatch):
     # The kiosk's checkout reached the library, then the power went before the door opened, and
     # the power cut undid the kiosk's note of it (written without waiting for the disk).
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     assert k.library.client.checkout(GOOD, "EM0000000003").ok
     k.power_cut()
     monkeypatch.setattr("kiosk.app.boot_id", lambda: "the next boot")
-    again = make_kiosk(tmp_path, clock, ils)  # the audit runs at start, before any patron
+    again = sip2_kiosk(tmp_path, clock, ils)  # the audit runs at start, before any patron
     try:
         assert "EM0000000003" not in ils_loans(ils)  # the book never left its locker
         assert [a["slot"] for a in again.store.alarms() if a["kind"] == "phantom-loan-taken-back"] == [3]
         assert not again.store.locker_audit_due()
     finally:
         again.close()
-    third = make_kiosk(tmp_path, clock, ils)  # after a clean stop there is nothing to audit
+    third = sip2_kiosk(tmp_path, clock, ils)  # after a clean stop there is nothing to audit
     try:
         assert not third.store.locker_audit_due()
     finally:
@@ -292,7 +279,7 @@ def test_after_a_power_cut_the_locker_audit_takes_back_a_loan_whose_record_was_l
 
 def test_the_audit_waits_while_the_library_is_down_and_spares_books_on_their_way(
         tmp_path, clock, ils, monkeypatch):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     login(k)
     borrow(k, "EM0000000001", 1)
     k.tap("logout")
@@ -303,7 +290,7 @@ def test_the_audit_waits_while_the_library_is_down_and_spares_books_on_their_way
     open_and_close(k, 1)
     k.power_cut()
     monkeypatch.setattr("kiosk.app.boot_id", lambda: "the next boot")
-    again = make_kiosk(tmp_path, clock, ils)  # the library is still down at start
+    again = sip2_kiosk(tmp_path, clock, ils)  # the library is still down at start
     try:
         assert again.sync_now().stopped.startswith("the library is unavailable for the locker audit")
         assert again.store.locker_audit_due()
@@ -317,9 +304,9 @@ def test_the_audit_waits_while_the_library_is_down_and_spares_books_on_their_way
 
 
 def test_a_crash_of_the_process_alone_needs_no_audit(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     k.power_cut()  # same boot: every write of the dead process is still there
-    again = make_kiosk(tmp_path, clock, ils)
+    again = sip2_kiosk(tmp_path, clock, ils)
     try:
         assert not again.store.locker_audit_due()
     finally:
@@ -327,7 +314,7 @@ def test_a_crash_of_the_process_alone_needs_no_audit(tmp_path, clock, ils):
 
 
 def test_the_locker_audit_leaves_a_loan_made_since_it_began(tmp_path, clock, ils, monkeypatch):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         worker = k._new_worker()
         listed = worker._store.locker_books()  # the audit lists the lockers' books...
@@ -344,7 +331,7 @@ def test_the_locker_audit_leaves_a_loan_made_since_it_began(tmp_path, clock, ils
 
 @pytest.mark.parametrize("card", [GOOD_CARD, FINED_CARD])
 def test_offline_a_card_only_ever_seen_without_its_pin_is_not_trusted(tmp_path, clock, ils, card):
-    k = make_kiosk(tmp_path, clock, ils, unknown_members="one-item")
+    k = sip2_kiosk(tmp_path, clock, ils, unknown_members="one-item")
     try:
         k.devices.card_reader.present(bytes.fromhex(card))  # tapped online, then walked away at the PIN
         k.pump()

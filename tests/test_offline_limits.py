@@ -7,25 +7,13 @@ import sqlite3
 
 import sqlite_utils
 
-from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
-from kiosk.config import Config, LibrarySection, OfflineSection, Sip2Section
 from kiosk.rules import Reason
 from kiosk.store import MIGRATIONS, Store
-from steps import login, open_and_close
+from steps import login, open_and_close, sip2_kiosk
 from ui.i18n import reason_text
 
 GOOD = "11110100000001"
 GOOD_CARD, NEW_CARD = "04A1B2C3", "04A1B2CB"  # NEW: member 9, never seen at this kiosk
-
-
-def make_kiosk(tmp_path, clock, ils, **offline):
-    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
-                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3, backoff_initial_s=5),
-                    offline=OfflineSection(**offline))
-    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
-    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
-    k.start()
-    return k
 
 
 def try_to_borrow(k, item, slot, uid=GOOD_CARD):
@@ -53,7 +41,7 @@ def back_online(k, ils, clock):
 # -- the wall clock
 
 def test_offline_loans_count_against_the_library_limit_after_the_clock_is_set_back(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         for n in (40, 41, 42, 43):  # member 1 has 4 loans at the library (the limit is 5)
             assert k.library.client.checkout(GOOD, f"EM00000000{n}").ok
@@ -72,7 +60,7 @@ def test_offline_loans_count_against_the_library_limit_after_the_clock_is_set_ba
 
 
 def test_a_loan_lent_online_after_the_cache_counts_offline_whatever_the_clock(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, max_loans=5)
+    k = sip2_kiosk(tmp_path, clock, ils, max_loans=5)
     try:
         for n in (40, 41, 42):  # 3 loans at the library
             assert k.library.client.checkout(GOOD, f"EM00000000{n}").ok
@@ -89,7 +77,7 @@ def test_a_loan_lent_online_after_the_cache_counts_offline_whatever_the_clock(tm
 # -- a card used offline before its member was ever seen online
 
 def test_a_loan_queued_before_the_member_was_first_seen_online_still_counts(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, unknown_members="one-item", max_loans=2)
+    k = sip2_kiosk(tmp_path, clock, ils, unknown_members="one-item", max_loans=2)
     try:
         ils.faults.down = True
         assert try_to_borrow(k, "EM0000000003", 3, uid=NEW_CARD) == (True, None)  # on the card alone
@@ -110,7 +98,7 @@ def test_a_loan_queued_before_the_member_was_first_seen_online_still_counts(tmp_
 
 
 def test_a_loan_queued_before_the_member_was_seen_counts_against_the_library_limit(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, unknown_members="one-item", max_loans=5)
+    k = sip2_kiosk(tmp_path, clock, ils, unknown_members="one-item", max_loans=5)
     member9 = "11110100000009"
     try:
         ils.faults.down = True
@@ -144,7 +132,7 @@ def tap_card(k, uid=GOOD_CARD):
 
 
 def test_wrong_pins_offline_add_up_over_taps_until_even_the_right_pin_is_refused(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)  # pin_tries = 3
+    k = sip2_kiosk(tmp_path, clock, ils)  # pin_tries = 3
     try:
         login(k)  # the owner, online: the PIN check is cached
         k.tap("logout")
@@ -181,7 +169,7 @@ def test_wrong_pins_offline_add_up_over_taps_until_even_the_right_pin_is_refused
 
 
 def test_the_offline_pin_count_survives_a_restart(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         login(k)
         k.tap("logout")
@@ -192,7 +180,7 @@ def test_the_offline_pin_count_survives_a_restart(tmp_path, clock, ils):
         assert k.state.notice.reason is Reason.PIN_LOCKED
     finally:
         k.close()
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         login(k)
         assert k.state.screen == "error" and k.state.notice.reason is Reason.PIN_LOCKED
@@ -201,7 +189,7 @@ def test_the_offline_pin_count_survives_a_restart(tmp_path, clock, ils):
 
 
 def test_a_right_pin_offline_clears_earlier_wrong_ones(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         login(k)
         k.tap("logout")
@@ -219,7 +207,7 @@ def test_a_right_pin_offline_clears_earlier_wrong_ones(tmp_path, clock, ils):
 
 
 def test_a_lockout_with_an_end_ends_by_the_monotonic_clock_not_the_wall(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils, pin_tries=2, pin_lockout_s=900)
+    k = sip2_kiosk(tmp_path, clock, ils, pin_tries=2, pin_lockout_s=900)
     try:
         login(k)
         k.tap("logout")
@@ -241,7 +229,7 @@ def test_a_lockout_with_an_end_ends_by_the_monotonic_clock_not_the_wall(tmp_path
 
 
 def test_online_the_library_alone_judges_pins(tmp_path, clock, ils):
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     try:
         login(k)
         k.tap("logout")

@@ -12,18 +12,14 @@ import pytest
 from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
 from kiosk.config import Config, LibrarySection, Sip2Section
 from kiosk.rules import Reason
-from steps import choose, ils_loans, login, open_and_close
+from steps import choose, ils_loans, login, open_and_close, sip2_kiosk
 
 GOOD, FINED, AT_LIMIT = "11110100000001", "11110100000002", "11110100000003"
 
 
 @pytest.fixture
 def kiosk(tmp_path, clock, ils):
-    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
-                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3, backoff_initial_s=5))
-    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
-    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
-    k.start()
+    k = sip2_kiosk(tmp_path, clock, ils)
     yield k
     k.close()
 

@@ -1,42 +1,16 @@
 """The outbox worker against the demo ILS over loopback: delivered once, in order, never blind."""
 
 import datetime as dt
-import random
 import threading
-
-import pytest
 
 from kiosk.local_library import seed_demo as seed_kiosk
 from kiosk.session import DoorJob
 from kiosk.store import Item, Stamp, Store, sender_id
-from steps import ils_loans, ils_log, queue_loan, queue_return
+from steps import BOOT, ils_loans, ils_log, queue_loan, queue_return
 from sync.outbox import OutboxWorker
 from sync.sip2.client import Client, ClientSettings
 
 MEMBER = "11110100000001"
-BOOT = "boot-test"
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    with Store(tmp_path / "kiosk.db", clock=clock) as st:
-        seed_kiosk(st, clock, 24, whole_library=False)
-        yield st
-
-
-@pytest.fixture
-def client(ils, clock):
-    settings = ClientSettings(host=ils.address[0], port=ils.address[1], user="kiosk", password="kiosk-demo",
-                              institution="111101", response_timeout_s=0.3, connect_timeout_s=0.3,
-                              backoff_initial_s=1.0)
-    with Client(settings, clock=clock, rng=random.Random(1)) as c:
-        yield c
-
-
-@pytest.fixture
-def worker(store, client, clock):
-    return OutboxWorker(store, client, clock, backoff_initial_s=5, backoff_max_s=60, rng=random.Random(2),
-                        boot=BOOT)
 
 
 def offline_loan(store, clock, item="EM0000000003", slot=3):

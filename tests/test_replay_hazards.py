@@ -10,13 +10,12 @@ import pytest
 from drivers.base import DeviceError
 from kiosk.staff import event_view
 from kiosk.store import StoreError
-from steps import choose, ils_loans, ils_log, login, open_and_close, queue_loan
+from steps import BOOT, choose, ils_loans, ils_log, login, open_and_close, queue_loan, sip2_kiosk
 from sync.demo_ils import Behaviour, place_hold
 from sync.outbox import OutboxWorker
 from sync.sip2.client import Client
 from sync.sip2.results import CheckinResult
-from test_offline import make_kiosk
-from test_outbox import BOOT, client, offline_loan, offline_return, store, worker  # noqa: F401 (fixtures)
+from test_outbox import offline_loan, offline_return
 
 WAITING = "11110100000009"  # member 9, who reserves books
 AT_LIMIT = "11110100000003"  # member 3: at the library's limit of 5 loans
@@ -25,7 +24,7 @@ STRANGER = "EM9999999999"  # looks like one of the library's barcodes; no copy o
 
 @pytest.fixture
 def kiosk(tmp_path, clock, ils):
-    with closing(make_kiosk(tmp_path, clock, ils)) as k:
+    with closing(sip2_kiosk(tmp_path, clock, ils)) as k:
         yield k
 
 

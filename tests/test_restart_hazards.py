@@ -8,10 +8,10 @@ from contextlib import closing
 import pytest
 
 from kiosk.clock import FakeClock
-from steps import choose, ils_loans, ils_log, login, open_and_close
+from steps import choose, ils_loans, ils_log, login, open_and_close, sip2_kiosk
 from sync.demo_ils import HeldRequest
 from sync.sip2.client import OutcomeUnknown
-from test_offline import GOOD, make_kiosk
+from test_offline import GOOD
 from test_replay_hazards import empty_locker_1, offered, start_return
 
 
@@ -51,7 +51,7 @@ def test_a_crash_after_a_return_caught_a_hold_still_keeps_the_locker_for_staff(t
     member. The kiosk process dies before it has written down that the locker is kept for staff,
     and is restarted in the same boot. After the restart the reserved book is still not offered
     to the next patron."""
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     empty_locker_1(k)
     start_return(k, "EM0000000026")  # on loan to member 3, reserved by member 9
 
@@ -63,7 +63,7 @@ def test_a_crash_after_a_return_caught_a_hold_still_keeps_the_locker_for_staff(t
         open_and_close(k, 1)
     assert "EM0000000026" not in ils_loans(ils)  # checked in, the hold caught
     k.power_cut()  # the process is gone; what it wrote stays (same boot)
-    with closing(make_kiosk(tmp_path, clock, ils)) as again:
+    with closing(sip2_kiosk(tmp_path, clock, ils)) as again:
         clock.advance(3600)
         again.sync_now()
         assert "EM0000000026" not in offered(again)
@@ -75,10 +75,10 @@ def test_a_loan_made_after_a_restart_while_its_checkout_was_unanswered_is_taken_
     and is restarted at once, in the same boot. The library may carry the checkout out after the
     restart: the loan it then makes, of a book that never left its locker, is taken back once it
     has had time to land, as for any unanswered checkout."""
-    first = make_kiosk(tmp_path, clock, ils)
+    first = sip2_kiosk(tmp_path, clock, ils)
     held = crash_while_a_checkout_is_unanswered(first, ils, monkeypatch)
     first.power_cut()  # the dead process's connections go; every write it made stays (same boot)
-    with closing(make_kiosk(tmp_path, clock, ils)) as again:
+    with closing(sip2_kiosk(tmp_path, clock, ils)) as again:
         held.release()
         assert held.carried_out.wait(10)  # the library lends now, after the kiosk has moved on
         assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
@@ -92,14 +92,14 @@ def test_a_loan_made_after_a_power_cut_while_its_checkout_was_unanswered_is_take
     """The same after a power cut that also lost the kiosk's note of the unanswered checkout
     (written without waiting for the disk): the locker audit at the next start waits until a
     checkout sent just before the cut could have landed, and takes back the loan it made."""
-    first = make_kiosk(tmp_path, clock, ils)
+    first = sip2_kiosk(tmp_path, clock, ils)
     held = crash_while_a_checkout_is_unanswered(first, ils, monkeypatch)
     with first.store.transaction() as db:  # what the power cut undid: the `asking` note
         db.execute("DELETE FROM door_jobs WHERE state = 'asking'")
     first.power_cut()
     next_boot(monkeypatch)
     booted = FakeClock(clock.now() + dt.timedelta(seconds=20), uptime=15.0)  # the Pi is up 15 s
-    with closing(make_kiosk(tmp_path, booted, ils)) as again:  # the locker audit is due at once
+    with closing(sip2_kiosk(tmp_path, booted, ils)) as again:  # the locker audit is due at once
         held.release()  # the library acts on the checkout it was sitting on
         assert held.carried_out.wait(10)
         booted.advance(3600)
@@ -114,12 +114,12 @@ def test_a_loan_left_from_before_a_power_cut_is_taken_back_before_the_book_is_le
     (the site's router boots slower than the Pi). If the same member borrows that book once the
     library answers, before the audit has reached its locker, the library's earlier loan is
     taken back first and the book lent anew: a fresh loan there, not a renewal of the old one."""
-    k = make_kiosk(tmp_path, clock, ils)
+    k = sip2_kiosk(tmp_path, clock, ils)
     assert k.library.client.checkout(GOOD, "EM0000000003").ok  # the library lent; the note was lost
     k.power_cut()
     next_boot(monkeypatch)
     ils.faults.down = True
-    with closing(make_kiosk(tmp_path, clock, ils)) as again:  # the audit waits: no answer
+    with closing(sip2_kiosk(tmp_path, clock, ils)) as again:  # the audit waits: no answer
         assert again.store.locker_audit_due()
         ils.faults.down = False
         clock.advance(60)

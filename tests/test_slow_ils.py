@@ -9,20 +9,14 @@ import threading
 
 import pytest
 
-from kiosk.app import DEMO_SIP_PASSWORD, build, sip2_settings
-from kiosk.config import Config, LibrarySection, Sip2Section
-from steps import choose, ils_loans, login
+from steps import choose, ils_loans, login, sip2_kiosk
 from sync.demo_ils import HeldRequest
 from sync.sip2.client import Client, ClientSettings
 
 
 @pytest.fixture
 def kiosk(tmp_path, clock, ils):
-    config = Config(library=LibrarySection(backend="sip2", seed="demo"),
-                    sip2=Sip2Section(response_timeout_s=0.3, connect_timeout_s=0.3))
-    settings = sip2_settings(config, host=ils.address[0], port=ils.address[1], password=DEMO_SIP_PASSWORD)
-    k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
-    k.start()
+    k = sip2_kiosk(tmp_path, clock, ils, backoff_initial_s=1.0)
     yield k
     k.close()
 
