@@ -86,6 +86,9 @@ def samples(lang: str = "ko") -> list[tuple[str, State, float, Status]]:
         ("17-my-loans-empty", replace(logged, screen="my-loans"), NOW, st),
         ("18-receipt-loan", replace(logged, screen="receipt", receipt=Receipt("loan", loan_job.item, loan_job.title, 7,
                                                                             loan_job.due)), NOW + 3, st),
+        ("18b-receipt-loan-due-as-the-library-wrote-it",
+         replace(logged, screen="receipt", receipt=Receipt("loan", loan_job.item, loan_job.title, 7, loan_job.due,
+                                                           due_text="12/06/2026")), NOW + 3, st),
         ("19-receipt-return", replace(base, screen="receipt", receipt=Receipt("return", ret_job.item, ret_job.title, 15)),
          NOW + 3, st),
         ("20-inactivity-warning", replace(logged, screen="menu", warned=True, last_activity=NOW - 78), NOW, st),
@@ -100,6 +103,8 @@ def samples(lang: str = "ko") -> list[tuple[str, State, float, Status]]:
         refusal(Reason.ILS_UNAVAILABLE), refusal(Reason.ILS_REFUSED, message="예약된 자료라 대출할 수 없습니다. 예약자: 김**"),
         refusal(Reason.PIN_LOCKED),
         refusal(Reason.ON_HOLD, message="다른 이용자가 예약한 자료입니다"),
+        refusal(Reason.PIN_LOCKED, offline="yes"),  # wrong PINs counted by the kiosk while offline
+        refusal(Reason.NETWORK_LIMIT, limit=30, message="책이음 통합 대출 한도(30권)를 초과했습니다"),
     )
     for i, why in enumerate(errors):
         holder = logged if why.reason not in (Reason.NOT_OUR_ITEM, Reason.NO_EMPTY_LOCKER, Reason.PIN_LOCKED) else base
