@@ -246,8 +246,7 @@ class Kiosk:
             # for any unanswered checkout, the take-back is queued to go once that has had time.
             job = s.DoorJob(id=row["id"], kind="loan", slot=row["slot"], item=row["item"], title=row["item"],
                             member_id=row["member_id"], ils_done=True)
-            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
-            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
+            self._queue_take_back(job, settle_s=UNKNOWN_SETTLE_S)
             self._guarded(lambda: self.store.cancel_door_job(job.id, "interrupted while asking the library",
                                                              self.clock.now()))
         for row in self.store.pending_door_jobs():
@@ -453,8 +452,7 @@ class Kiosk:
             # The library may have lent it, or may yet (a slow server acts on it after the
             # timeout): the door stays shut, and the take-back is queued to go once the checkout
             # has had time to land. Asking 17 now could hear "available" just before it does.
-            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
-            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
+            self._queue_take_back(job, settle_s=UNKNOWN_SETTLE_S)
             self._guarded(lambda: self.store.cancel_door_job(job.id, "no answer from the library", self.clock.now()))
             raise
         except Exception:
@@ -469,24 +467,46 @@ class Kiosk:
     def _audit_book(self, effect: s.CheckOut) -> bool:
         """Before the locker audit after a power cut has got to it: the library may hold a loan
         of this very book, made by a checkout whose door never opened. It is taken back first
-        (lent again, it would be renewed). False when the book cannot be lent now."""
+        (lent again, it would be renewed). False when the book cannot be lent now: within the
+        first minute of the boot (a checkout sent before the cut may still be landing), or while
+        a take-back is on its way or refused."""
+        if not self.store.locker_audit_due():
+            return False
         job = s.DoorJob(id=str(uuid.uuid4()), kind="loan", slot=effect.slot, item=effect.item, title=effect.item,
                         member_id=effect.member_id, ils_done=True)
         try:
-            answer = self.library.cancel_checkout(effect.member_id, effect.item)
-        except OutcomeUnknown:  # the take-back may or may not have gone through: settled later
-            stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
-            self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=UNKNOWN_SETTLE_S))
-            return False
+            outcome = self._take_back(job)
         except LibraryUnavailable:
             return True  # lent offline, if at all: its replay asks the library (17) first
+        if outcome != "none":
+            self._alarm("phantom-loan-taken-back" if outcome != "queued" else "phantom-loan", effect.slot)
+        return outcome in ("none", "taken")
+
+    def _take_back(self, job: s.DoorJob) -> str:
+        """Take back the library's loan of a book that never left its locker: "none" (there was
+        none), "taken", "held" (taken, and the library wants the book elsewhere: staff take it
+        out) or "queued" (unanswered, to be settled after the settling time; or refused, to
+        reach staff as a dead letter: the book stays off the shelf meanwhile). Raises
+        LibraryUnavailable when the library cannot be reached: nothing was sent."""
+        try:
+            answer = self.library.cancel_checkout(job.member_id or "", job.item)
+        except OutcomeUnknown:  # it may or may not have gone through: settled once it has landed
+            self._queue_take_back(job, settle_s=UNKNOWN_SETTLE_S)
+            return "queued"
         if answer is None:
-            return True
-        self._alarm("phantom-loan-taken-back", effect.slot)
+            return "none"
+        if not answer.ok:
+            log.warning("the library refused to take back the loan of %s; queued for staff", job.item)
+            self._queue_take_back(job)
+            return "queued"
         if answer.alert:
-            self._keep_for_staff(effect.slot, answer.message)
-            return False
-        return True
+            self._keep_for_staff(job.slot, answer.message)
+            return "held"
+        return "taken"
+
+    def _queue_take_back(self, job: s.DoorJob, *, settle_s: float = 0.0) -> None:
+        stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
+        self._guarded(lambda: self.store.record_undo_checkout(job, stamp, settle_s=settle_s))
 
     def _call_off(self, job: s.DoorJob, reason: str) -> None:
         """A door job that will not happen. What the library recorded for it is taken back (or
@@ -500,14 +520,10 @@ class Kiosk:
         if job.kind != "loan" or not job.ils_done or job.member_id is None:
             return
         try:
-            answer = self.library.cancel_checkout(job.member_id, job.item)
-            if answer is not None and answer.alert:  # the book is wanted elsewhere (a hold)
-                self._keep_for_staff(job.slot, answer.message)
-            return
+            self._take_back(job)
         except LibraryUnavailable as exc:
             log.warning("the library did not take back the loan of %s: %s; queued", job.item, exc)
-        stamp = Stamp(self.clock.now(), self.clock.synced(), self._boot_id)
-        self._guarded(lambda: self.store.record_undo_checkout(job, stamp))
+            self._queue_take_back(job)
 
     def _prepare_return(self, effect: s.PrepareReturn, at: float) -> s.Event:
         item = self.store.item(effect.item)

@@ -28,7 +28,9 @@ class InstanceLock:
     def __init__(self, db_path: Path | str) -> None:
         db_path = Path(db_path)
         self.db_path = db_path
-        self.path = db_path.with_name(db_path.name + ".lock")
+        # Named from the real path: the same database reached by a symlink is the same lock.
+        real = db_path.resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def __repr__(self) -> str:

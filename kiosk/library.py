@@ -66,7 +66,8 @@ class Library(Protocol):
 
     def cancel_checkout(self, member_id: str, item: str) -> CheckinAnswer | None:
         """Take back a committed checkout whose door never opened (the book never left): the
-        library's answer to the checkin, None when there was no loan to take back."""
+        library's answer to the checkin (ok False: it refused), None when there was no loan to
+        take back."""
 
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
         """The book is back, behind a closed door."""

@@ -57,11 +57,11 @@ class Sip2Library:
         self._policy = policy
         self._send_pin = send_pin
         self._pins: dict[str, str] = {}
-        # Due dates as my loans last showed them, and renewals that went unanswered: item →
-        # (monotonic time, due before). Such a renewal is settled (17: did the due date move?)
+        # Due dates as my loans last showed them, and renewals that went unanswered: (member,
+        # item) → (monotonic time, the due date before). Such a renewal is settled (17: did the due date move?)
         # before another is sent, or one request of the patron's could renew twice.
-        self._due_seen: dict[str, dt.date | None] = {}
-        self._unanswered_renewals: dict[str, tuple[float, dt.date | None]] = {}
+        self._due_seen: dict[str, tuple[dt.date | None, str]] = {}  # item → (due, or its words)
+        self._unanswered_renewals: dict[tuple[str, str], tuple[float, tuple[dt.date | None, str]]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -184,6 +184,7 @@ class Sip2Library:
         """11 checkout. An unanswered one raises OutcomeUnknown: the kiosk then takes the loan
         back with `cancel_checkout`, which asks 17 first."""
         pin = self._pin(member_id)
+        self._forget_renewals(item)
         result = self._call(lambda: self._client.checkout(member_id, item, pin=pin))
         if result.ok:
             return self._lent(result.due, result.due_text)
@@ -204,10 +205,8 @@ class Sip2Library:
         if facts.circulation_status not in ("04", "05"):
             return None  # the loan never happened, or has been taken back already
         result = self._call(lambda: self._client.checkin(item, return_date=self._clock.now()))
-        if not result.ok:
-            # The library's words may name people: they go to staff with the queued event, not here.
-            raise LibraryUnavailable("the library refused to take back a loan whose door never opened")
-        return CheckinAnswer(ok=True, alert=result.alert, message=" ".join(result.screen_messages))
+        # Refused (ok False): the caller queues it, to reach staff as a dead letter.
+        return CheckinAnswer(ok=result.ok, alert=result.alert, message=" ".join(result.screen_messages))
 
     def _why_not(self, member_id: str, item: str, result: CheckoutResult) -> Refusal:
         message = " ".join(result.screen_messages)
@@ -233,42 +232,60 @@ class Sip2Library:
     def renew(self, member_id: str, item: str) -> CheckoutAnswer:
         pin = self._pin(member_id)
         with self._lock:
-            unanswered = self._unanswered_renewals.get(item)
+            unanswered = self._unanswered_renewals.get((member_id, item))
         if unanswered is not None:
-            settled = self._settle_renewal(item, *unanswered)
+            settled = self._settle_renewal(member_id, item, *unanswered)
             if settled is not None:
                 return settled
         try:
             result = self._call(lambda: self._client.renew(member_id, item, pin=pin))
         except OutcomeUnknown:
             with self._lock:
-                self._unanswered_renewals[item] = (self._clock.monotonic(), self._due_seen.get(item))
+                self._unanswered_renewals[(member_id, item)] = (self._clock.monotonic(),
+                                                                self._due_seen.get(item, _UNSEEN))
             raise
         if result.ok:
             answer = self._lent(result.due, result.due_text)
             with self._lock:
-                self._due_seen[item] = answer.due
+                self._due_seen[item] = (answer.due if not answer.due_text else None, answer.due_text)
             return answer
         return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED, message=" ".join(result.screen_messages)))
 
-    def _settle_renewal(self, item: str, sent_at: float, due_before: dt.date | None) -> CheckoutAnswer | None:
-        """An earlier renewal of `item` went unanswered: its answer if the library shows it made
-        (the due date moved), None when it did not happen and a renewal may be sent now. Raises
-        LibraryUnavailable while it may still be landing (within the settling time)."""
+    def _settle_renewal(self, member_id: str, item: str, sent_at: float,
+                        seen: tuple[dt.date | None, str]) -> CheckoutAnswer | None:
+        """An earlier renewal of this loan went unanswered. Its answer, when the library shows
+        it made (the due date moved); None when it shows it was not, and one may be sent now.
+        Raises LibraryUnavailable while it may still be landing (the settling time). When the
+        library cannot show it either way (a renewal today would not move the due date, or the
+        kiosk never saw one), the patron is sent to staff: no second renewal on a guess."""
         facts = self._call(lambda: self._client.item_information(item))
-        due = facts.due.date() if facts.due else None
-        if due is not None and due_before is not None and due > due_before:
+        due, text = (facts.due.date() if facts.due else None), facts.due_text.strip()
+        due_before, text_before = seen
+        moved = (due is not None and due_before is not None and due > due_before) or \
+            (due_before is None and bool(text_before) and bool(text) and text != text_before)
+        if moved:
             with self._lock:
-                self._unanswered_renewals.pop(item, None)
-                self._due_seen[item] = due
-            return CheckoutAnswer(due=due, committed=True)
+                self._unanswered_renewals.pop((member_id, item), None)
+                self._due_seen[item] = (due, text if due is None else "")
+            return self._lent(facts.due, text)
         if self._clock.monotonic() - sent_at < UNKNOWN_SETTLE_S:
             raise LibraryUnavailable("an earlier renewal of this item may still reach the library")
+        could_move = due_before is not None and due_before < self.today() + dt.timedelta(days=self._policy.loan_days)
+        if not could_move:
+            return CheckoutAnswer(refusal=refusal(Reason.RENEWAL_REFUSED, unconfirmed="yes"))
         with self._lock:
-            self._unanswered_renewals.pop(item, None)
+            self._unanswered_renewals.pop((member_id, item), None)
         return None
 
+    def _forget_renewals(self, item: str) -> None:
+        """A loan of `item` ended or began: what was noted of its renewals no longer applies."""
+        with self._lock:
+            self._due_seen.pop(item, None)
+            for key in [key for key in self._unanswered_renewals if key[1] == item]:
+                del self._unanswered_renewals[key]
+
     def check_in(self, item: str, returned_at: dt.datetime) -> CheckinAnswer:
+        self._forget_renewals(item)
         result = self._call(lambda: self._client.checkin(item, return_date=returned_at))
         message = " ".join(result.screen_messages)
         return CheckinAnswer(ok=result.ok, alert=result.alert, message=message)
@@ -290,12 +307,15 @@ class Sip2Library:
             facts = self._call(lambda item=item: self._client.item_information(item))
             due = facts.due.date() if facts.due else None
             with self._lock:
-                self._due_seen[item] = due
+                self._due_seen[item] = (due, "" if due else facts.due_text.strip())
             late = item in overdue or (due is not None and due < today)
             lines.append(LoanLine(item, facts.title or item, due, overdue=late,
                                   due_text="" if due else facts.due_text.strip()))
         lines.sort(key=lambda line: (line.due or dt.date.max, line.item))
         return tuple(lines)
+
+
+_UNSEEN: tuple[dt.date | None, str] = (None, "")  # a loan whose due date my loans never showed
 
 
 def _won(amount: float | None) -> int:

@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.clock import Clock, boot_id
-from kiosk.store import UNKNOWN_SETTLE_S, Store, sender_alive, sender_id, sending
+from kiosk.session import DoorJob
+from kiosk.store import UNKNOWN_SETTLE_S, Stamp, Store, sender_alive, sender_id, sending
 from sync.sip2.client import Client, OutcomeUnknown, Sip2Unavailable
 from sync.sip2.codec import Sip2Error
 from sync.sip2.results import ItemInfo
 
 log = logging.getLogger("kiosk.outbox")
 
+WORKER_FAILURES_TO_DEAD_LETTER = 3  # tries that fail on a bug of the kiosk's own before staff are asked
 ON_LOAN = ("04", "05")  # item information: charged (05: charged, no recall before a date)
 DUE_TIME = dt.time(23, 59, 59)
 
@@ -177,6 +179,14 @@ class OutboxWorker:
             self._defer(event, "unknown" if unsure else "pending", str(exc))
             report.deferred += 1
             report.stopped = f"the library is unavailable ({exc})"
+        elif event["attempts"] + 1 >= WORKER_FAILURES_TO_DEAD_LETTER:
+            # The same bug each time: staff look at it (the log has the details), and the queue
+            # behind it goes on. Whatever a try sent is settled by the 17 of staff's retry.
+            log.error("outbox event %s (%s) failed in the worker again", event["seq"], event["kind"], exc_info=exc)
+            self._store.mark_dead(event["event_id"], f"the kiosk failed on it {event['attempts'] + 1} times "
+                                  f"({type(exc).__name__}; see the kiosk's log)", self._clock.now())
+            report.dead += 1
+            report.dead_letters.append(event["event_id"])
         else:  # a bug: the event may have gone out, so it is treated as unanswered
             log.error("outbox event %s (%s) failed in the worker", event["seq"], event["kind"], exc_info=exc)
             self._store.mark_unknown(event["seq"], f"worker failure: {type(exc).__name__}", self._clock.now())
@@ -196,7 +206,13 @@ class OutboxWorker:
                 facts = self._client.item_information(item)
                 if facts.circulation_status not in ON_LOAN:
                     continue
-                result = self._client.checkin(item, return_date=self._clock.now())
+                try:
+                    result = self._client.checkin(item, return_date=self._clock.now())
+                except OutcomeUnknown:  # it may yet land: settled with 17 once it has had time
+                    self._queue_take_back(slot, item, settle_s=UNKNOWN_SETTLE_S)
+                    continue
+                if not result.ok:  # refused: to staff as a dead letter, the book off the shelf
+                    self._queue_take_back(slot, item)
             kind = "phantom-loan-taken-back" if result.ok else "phantom-loan"
             self._store.record_alarm(kind, slot, self._clock.now())
             if result.ok and result.alert:
@@ -206,6 +222,13 @@ class OutboxWorker:
             taken += result.ok
         self._store.locker_audit_done()
         return taken
+
+    def _queue_take_back(self, slot: int, item: str, *, settle_s: float = 0.0) -> None:
+        """The audit's take-back, to go from the queue (its loan's member is not known here)."""
+        job = DoorJob(id=f"audit-{uuid.uuid4().hex[:12]}", kind="loan", slot=slot, item=item, title=item,
+                      ils_done=True)
+        stamp = Stamp(self._clock.now(), self._clock.synced(), self._boot)
+        self._store.record_undo_checkout(job, stamp, settle_s=settle_s)
 
     def _hold_for_staff(self, item: str, slot: int | None, note: str) -> None:
         """A replayed return the library flags (held for another member, in transit): its locker
@@ -230,6 +253,9 @@ class OutboxWorker:
             payload = json.loads(event["payload"] or "{}")
             if not isinstance(payload, dict):
                 raise ValueError(f"a {type(payload).__name__}, not an object")
+            for key in ("transaction_date", "return_date", "due"):
+                if payload.get(key) is not None and not isinstance(payload[key], str):
+                    raise ValueError(f"its {key} is a {type(payload[key]).__name__}, not a date")
         except ValueError as exc:  # nothing was sent: staff look at it
             return "dead", f"the event's record is damaged ({exc}); nothing was sent"
         if not event["clock_synced"]:

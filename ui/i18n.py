@@ -178,6 +178,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.charged-elsewhere.next": "다른 책을 골라 주세요. 직원이 확인하겠습니다",
         "r.renewal-refused": "이 책은 대출을 연장할 수 없습니다",
         "r.renewal-refused.next": "예약이 있거나 연장 횟수를 다 쓴 책입니다. 반납일까지 반납해 주세요",
+        "r.renewal-refused.unconfirmed": "앞서 요청하신 대출 연장이 처리되었는지 확인할 수 없습니다",
+        "r.renewal-refused.unconfirmed.next": "두 번 연장되지 않도록 다시 요청하지 않습니다. 안내데스크에 문의해 주세요",
         "r.offline-new-member": "지금은 도서관 시스템에 연결할 수 없어 처음 이용하시는 회원증으로는 대출할 수 없습니다",
         "r.offline-new-member.next": "반납은 지금도 할 수 있습니다. 대출은 연결이 돌아온 뒤 다시 시도해 주세요",
         "r.offline-limit": "연결이 끊긴 동안에는 {limit}권까지만 빌릴 수 있습니다",
@@ -342,6 +344,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "r.charged-elsewhere.next": "Please choose another book; staff will check this one",
         "r.renewal-refused": "This loan cannot be renewed",
         "r.renewal-refused.next": "It may be reserved, or renewed as often as allowed. Please return it by the due date",
+        "r.renewal-refused.unconfirmed": "We cannot tell whether your earlier renewal went through",
+        "r.renewal-refused.unconfirmed.next": "So that it is not renewed twice, it is not asked for again. Please ask at the information desk",
         "r.offline-new-member": "The library system cannot be reached, so a card used here for the first time cannot borrow now",
         "r.offline-new-member.next": "You can still return books. Please try borrowing again once the connection is back",
         "r.offline-limit": "While the connection is down you can borrow up to {limit} book(s)",
@@ -425,6 +429,8 @@ def reason_text(refusal: Refusal, lang: str) -> tuple[str, str]:
         return (t(key, lang, left=d("left")) if d("left") else t(key + ".generic", lang)), nxt
     if reason is Reason.PIN_LOCKED and d("offline"):  # counted by the kiosk, while offline
         return t(key + ".offline", lang), t(key + ".offline.next", lang)
+    if reason is Reason.RENEWAL_REFUSED and d("unconfirmed"):  # an earlier renewal's answer was lost
+        return t(key + ".unconfirmed", lang), t(key + ".unconfirmed.next", lang)
     if reason in (Reason.EXPIRED, Reason.SUSPENDED):
         date = d("date")
         return (t(key, lang, date=_date_detail(date, lang)) if date else t(key + ".generic", lang)), nxt
