@@ -41,6 +41,19 @@ def test_a_second_holder_is_told_who_has_the_database(tmp_path):
     assert second.holder() == ""
 
 
+def test_the_same_database_by_another_name_is_still_locked(tmp_path):
+    """Backup and restore scripts reach a database by a symlink (current.db -> kiosk-2026.db):
+    a second kiosk or sync started on that name is refused while the first runs."""
+    db = tmp_path / "kiosk.db"
+    db.write_bytes(b"")
+    other_name = tmp_path / "current.db"
+    other_name.symlink_to(db)
+    with InstanceLock(db) as running:
+        running.acquire("kiosk run")
+        with pytest.raises(AlreadyRunning):
+            InstanceLock(other_name).acquire("kiosk sync")
+
+
 def test_a_holder_killed_outright_lets_go_of_the_database(tmp_path):
     db = tmp_path / "kiosk.db"
     holder = subprocess.Popen(

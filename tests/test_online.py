@@ -138,6 +138,36 @@ def test_renewal_from_my_loans(kiosk, ils):
     assert ils_loans(ils)[first.item]["renewals"] == 1
 
 
+def borrow(k, item, slot):
+    """The member at the screen borrows `item` from locker `slot` and takes the receipt."""
+    choose(k, item)
+    assert k.state.screen == "open-door", k.state.notice
+    open_and_close(k, slot)
+    k.tap("confirm")
+
+
+def return_book(k, item):
+    """A patron brings `item` back into the locker the kiosk opens for it."""
+    k.tap("return")
+    k.devices.scanner.show(item)
+    k.pump()
+    open_and_close(k, k.state.job.slot)
+    k.tap("confirm")
+
+
+def renew_with_the_answer_lost(k, ils, clock, item, *, then_after_s):
+    """The patron taps renew: the library renews `item`, its answer is cut short and the patron
+    is told the library is not answering. `then_after_s` later, the library answering again,
+    they tap renew once more."""
+    ils.faults.drop_after = 10
+    k.tap(f"renew:{item}")
+    assert k.state.notice.reason is Reason.ILS_UNAVAILABLE
+    assert ils_loans(ils)[item]["renewals"] == 1
+    clock.advance(then_after_s)
+    k.library.client.next_attempt_at = None
+    k.tap(f"renew:{item}")
+
+
 def test_a_renewal_whose_answer_was_lost_is_not_made_twice(kiosk, ils, clock):
     """The library renewed, its answer never came: the patron, told the library is not
     answering, taps renew again. The kiosk first looks (17): the due date has moved, so the
@@ -145,13 +175,7 @@ def test_a_renewal_whose_answer_was_lost_is_not_made_twice(kiosk, ils, clock):
     login(kiosk, uid="04A1B2C5")  # member 3 has five loans
     kiosk.tap("my-loans")
     first = kiosk.state.loans[0]
-    ils.faults.drop_after = 10  # the ILS renews; the answer is cut short
-    kiosk.tap(f"renew:{first.item}")
-    assert kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
-    assert ils_loans(ils)[first.item]["renewals"] == 1
-    clock.advance(30)
-    kiosk.library.client.next_attempt_at = None  # the library answers again
-    kiosk.tap(f"renew:{first.item}")
+    renew_with_the_answer_lost(kiosk, ils, clock, first.item, then_after_s=30)
     renewed = next(line for line in kiosk.state.loans if line.item == first.item)
     assert renewed.renewed and renewed.due > first.due
     assert ils_loans(ils)[first.item]["renewals"] == 1  # one renewal asked for, one made
@@ -171,6 +195,65 @@ def test_a_renewal_that_was_lost_on_the_way_can_be_asked_for_again_once_settled(
     clock.advance(60)
     kiosk.tap(f"renew:{first.item}")  # the due date never moved: it did not happen, so now it is sent
     assert ils_loans(ils)[first.item]["renewals"] == 1
+
+
+def test_a_renewal_lost_on_the_way_does_not_pass_for_a_renewal_of_a_later_loan(kiosk, ils, clock):
+    """Member 1 taps renew, the request is lost on the way, and they leave. The next day they
+    bring the book back and borrow it again: a new loan, due later than the old one. Renewing
+    that loan renews it at the library; the kiosk does not take the old, unanswered renewal for
+    it and say "renewed" without asking."""
+    login(kiosk)
+    borrow(kiosk, "EM0000000003", 3)
+    kiosk.tap("my-loans")
+    ils.faults.silent = True  # lost on the way: never carried out
+    kiosk.tap("renew:EM0000000003")
+    assert kiosk.state.notice.reason is Reason.ILS_UNAVAILABLE
+    ils.faults.reset()
+    kiosk.tap("logout")
+    clock.advance(86400)
+    kiosk.library.client.next_attempt_at = None
+    return_book(kiosk, "EM0000000003")
+    assert "EM0000000003" not in ils_loans(ils)
+    login(kiosk)
+    borrow(kiosk, "EM0000000003", 3)
+    kiosk.tap("my-loans")
+    kiosk.tap("renew:EM0000000003")
+    assert next(line for line in kiosk.state.loans if line.item == "EM0000000003").renewed
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 1  # shown renewed, and renewed at the library
+
+
+def test_a_renewal_that_landed_without_moving_the_due_date_is_not_made_twice(kiosk, ils, clock):
+    """A book borrowed and renewed the same day keeps its due date at a library that reckons a
+    renewal's due date from today (as the demo ILS does, and Koha with RenewalPeriodBase=now).
+    When that renewal's answer is lost and the patron taps renew again, the library's due date
+    alone cannot tell whether it happened; the patron still gets one renewal, not two."""
+    login(kiosk)
+    borrow(kiosk, "EM0000000003", 3)
+    kiosk.tap("my-loans")
+    renew_with_the_answer_lost(kiosk, ils, clock, "EM0000000003", then_after_s=61)
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 1  # one tap that failed, one retry: one renewal
+
+
+def test_a_renewal_that_landed_is_not_made_twice_when_due_dates_come_in_words(kiosk, ils, clock, monkeypatch):
+    """A library whose SIP server writes due dates in its own date format (Koha with dateformat
+    "us": 11/30/2026 23:59) has them shown as it wrote them, since the kiosk cannot read them.
+    When a renewal's answer is lost and the patron taps renew again, the kiosk still does not
+    ask for a second renewal."""
+    import sync.demo_ils.circulation as circulation
+    from sync.sip2.codec import format_date
+
+    def us_due_dates(when):
+        if when is not None and (when.hour, when.minute, when.second) == (23, 59, 59):
+            return when.strftime("%m/%d/%Y 23:59")  # a due date (end of day), as Koha writes it
+        return format_date(when)
+
+    monkeypatch.setattr(circulation, "format_date", us_due_dates)
+    login(kiosk, uid="04A1B2C5")  # member 3 has five loans, due on several days
+    kiosk.tap("my-loans")
+    first = kiosk.state.loans[0]
+    assert first.due is None and first.due_text  # shown in the library's words
+    renew_with_the_answer_lost(kiosk, ils, clock, first.item, then_after_s=61)
+    assert ils_loans(ils)[first.item]["renewals"] == 1  # one renewal asked for, one made
 
 
 def test_a_reserved_book_cannot_be_renewed(kiosk):

@@ -8,13 +8,15 @@ from contextlib import closing
 import pytest
 
 from drivers.base import DeviceError
+from kiosk.rules import Reason
 from kiosk.staff import event_view
-from kiosk.store import StoreError
+from kiosk.store import UNKNOWN_SETTLE_S, StoreError
 from steps import BOOT, choose, ils_loans, ils_log, login, open_and_close, queue_loan, sip2_kiosk
-from sync.demo_ils import Behaviour, place_hold
-from sync.outbox import OutboxWorker
+from sync.demo_ils import Behaviour, HeldRequest, place_hold
+from sync.outbox import WORKER_FAILURES_TO_DEAD_LETTER, OutboxWorker
 from sync.sip2.client import Client
 from sync.sip2.results import CheckinResult
+from test_offline import GOOD
 from test_outbox import offline_loan, offline_return
 
 WAITING = "11110100000009"  # member 9, who reserves books
@@ -67,6 +69,76 @@ def busy_once(monkeypatch, store):
         return real(event_ids, at)
 
     monkeypatch.setattr(store, "mark_delivered_many", fail_first)
+
+
+def jammed(slot):
+    """The lock board does not answer: the locker's door does not open."""
+    raise DeviceError("no answer from the lock board")
+
+
+def refuse_checkin(self, item, **kw):
+    """The library refuses a checkin (as Koha does for one it blocks; the words are its own)."""
+    return CheckinResult(ok=False, screen_messages=("Checkin blocked",))
+
+
+def next_boot(monkeypatch):
+    """The kiosk starts again after a power cut: the Pi has booted again."""
+    monkeypatch.setattr("kiosk.app.boot_id", lambda: "the next boot")
+    monkeypatch.setattr("kiosk.store.boot_id", lambda: "the next boot")
+
+
+def phantom_loan_then_power_cut(tmp_path, clock, ils, monkeypatch, item="EM0000000003"):
+    """The library lent `item` to member 1 and the kiosk's note of it was lost in a power cut:
+    the library has a loan of a book that never left its locker. The Pi boots again."""
+    k = sip2_kiosk(tmp_path, clock, ils)
+    assert k.library.client.checkout(GOOD, item).ok
+    k.power_cut()
+    next_boot(monkeypatch)
+
+
+def started_before_the_library_answers(tmp_path, clock, ils):
+    """A kiosk that starts while the library does not answer (the site's router boots slower
+    than the Pi); a minute later the library answers, and member 1 signs in online."""
+    ils.faults.down = True
+    k = sip2_kiosk(tmp_path, clock, ils)
+    ils.faults.down = False
+    clock.advance(60)
+    k.library.client.next_attempt_at = None
+    login(k)
+    assert k.state.screen == "menu" and not k.state.member.offline
+    return k
+
+
+def hold_the_take_back_after_its_look(monkeypatch, ils, item="EM0000000003") -> HeldRequest:
+    """Once the library has answered the next item information (17) about `item`, it sits on the
+    request that follows (the take-back's checkin) until the test lets it land."""
+    held = HeldRequest()
+    real_17 = Client.item_information
+
+    def then_hold_the_checkin(self, asked, *args, **kwargs):
+        facts = real_17(self, asked, *args, **kwargs)
+        if asked == item:
+            monkeypatch.setattr(Client, "item_information", real_17)
+            ils.faults.hold_next = held
+        return facts
+
+    monkeypatch.setattr(Client, "item_information", then_hold_the_checkin)
+    return held
+
+
+def borrow_if_offered(k, item, slot) -> bool:
+    """The patron at the screen asks to borrow `item`, and takes it if its locker `slot` opens."""
+    choose(k, item)
+    lent = k.state.screen == "open-door"
+    if lent:
+        open_and_close(k, slot)
+    return lent
+
+
+def let_land(held: HeldRequest):
+    """The library carries out the request it was sitting on."""
+    held.release()
+    assert held.carried_out.wait(10)
 
 
 def test_a_lost_item_information_answer_is_not_taken_for_the_loan_going_through(worker, store, client, ils,
@@ -151,9 +223,6 @@ def test_an_immediate_take_back_that_catches_a_hold_sends_the_locker_to_staff(ki
         place_hold(ils.db_path, "EM0000000003", WAITING, clock=clock)
         return result
 
-    def jammed(slot):
-        raise DeviceError("no answer from the lock board")
-
     monkeypatch.setattr(kiosk.library.client, "checkout", lend_then_someone_reserves)
     monkeypatch.setattr(kiosk.devices.locks, "unlock", jammed)
     choose(kiosk, "EM0000000003")  # lent, the lock fails: taken back at once
@@ -207,9 +276,7 @@ def test_a_book_whose_take_back_is_a_dead_letter_is_not_offered_again(kiosk, ils
     lend_with_the_answer_lost(kiosk, ils)
     [_] = kiosk.store.outbox("unknown")
     clock.advance(120)
-    # The library refuses the take-back (as Koha does for a checkin it blocks; the words are its own).
-    monkeypatch.setattr(Client, "checkin", lambda self, item, **kw: CheckinResult(
-        ok=False, screen_messages=("Checkin blocked",)))
+    monkeypatch.setattr(Client, "checkin", refuse_checkin)  # the library refuses the take-back
     kiosk.sync_now()
     monkeypatch.undo()
     assert [e["kind"] for e in kiosk.store.outbox("dead")] == ["checkin"]
@@ -252,3 +319,128 @@ def test_queue_show_of_a_damaged_dead_letter_shows_it(worker, store, clock):
     view = event_view(row, full=True)  # what `kiosk queue show ID` prints
     assert view["id"] == row["seq"]
     assert '"slot": 3' in str(view["payload"])
+
+
+def test_an_unanswered_take_back_is_not_resent_before_it_could_have_landed(kiosk, ils, clock, monkeypatch):
+    """The library lends a book but its locker does not open, so the loan is taken back at once;
+    the library sits on that checkin past the kiosk's timeout. The take-back waits out its
+    settling time before it is asked about or sent again, and the book stays off the shelf
+    meanwhile: otherwise the next patron could borrow it, and the first checkin, landing late,
+    would check their new loan in (the patron has the book, the library shows it returned)."""
+    monkeypatch.setattr(kiosk.devices.locks, "unlock", jammed)
+    login(kiosk)
+    held = hold_the_take_back_after_its_look(monkeypatch, ils)
+    choose(kiosk, "EM0000000003")  # lent, the lock fails: taken back, the checkin unanswered
+    assert kiosk.state.notice.reason is Reason.LOCK_FAULT
+    assert held.arrived.wait(10)
+    monkeypatch.undo()  # the lock board answers again
+    kiosk.tap("logout")
+    clock.advance(5)
+    kiosk.sync_now()  # the worker's next round
+    login(kiosk)  # the same member, or anyone, asks for the book
+    lent = borrow_if_offered(kiosk, "EM0000000003", 3)
+    let_land(held)  # the first take-back lands now
+    assert not lent or "EM0000000003" in ils_loans(ils), "lent, but the library shows the book returned"
+
+
+def test_an_unanswered_take_back_by_the_locker_audit_does_not_land_on_a_new_loan(tmp_path, clock, ils,
+                                                                                 monkeypatch):
+    """The same for the locker audit after a power cut: it finds a loan of a book that never left
+    its locker, and the library sits on its checkin. The take-back is queued to settle and the
+    book stays off the shelf until it has: a patron who borrowed it meanwhile would have the new
+    loan checked in by the audit's checkin, landing late."""
+    phantom_loan_then_power_cut(tmp_path, clock, ils, monkeypatch)
+    held = hold_the_take_back_after_its_look(monkeypatch, ils)
+    with closing(sip2_kiosk(tmp_path, clock, ils)) as k:  # up long enough: the audit runs at start
+        assert held.arrived.wait(10)
+        clock.advance(5)
+        k.library.client.next_attempt_at = None
+        login(k)
+        lent = borrow_if_offered(k, "EM0000000003", 3)
+        let_land(held)
+        assert not lent or "EM0000000003" in ils_loans(ils), "lent, but the library shows the book returned"
+
+
+def test_a_book_whose_phantom_loan_is_refused_back_before_the_audit_is_not_lent(tmp_path, clock, ils,
+                                                                                 monkeypatch):
+    """After a power cut the library holds a loan of a book that never left its locker, and the
+    library does not answer as the kiosk starts, so the locker audit waits. Once it answers,
+    member 1 asks for that book before the audit has reached it: the kiosk asks the library to
+    take its loan back first, and the library refuses. The book is then not lent: the library
+    would take the checkout for a renewal of the loan it still has."""
+    phantom_loan_then_power_cut(tmp_path, clock, ils, monkeypatch)
+    monkeypatch.setattr(Client, "checkin", refuse_checkin)
+    with closing(started_before_the_library_answers(tmp_path, clock, ils)) as k:
+        assert k.store.locker_audit_pending()  # the audit waited: no answer at the start
+        lent = borrow_if_offered(k, "EM0000000003", 3)
+        assert not lent, k.state.screen
+        assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+
+
+def test_a_phantom_loan_the_audit_could_not_take_back_keeps_the_book_off_the_shelf(tmp_path, clock, ils,
+                                                                                   monkeypatch):
+    """The locker audit at start finds a loan of a book that never left its locker, and the
+    library refuses to take it back. Staff are told (an alarm) and the book is not offered,
+    even once the library takes checkins again: borrowed, the library would renew that loan."""
+    phantom_loan_then_power_cut(tmp_path, clock, ils, monkeypatch)
+    real_checkin = Client.checkin
+    monkeypatch.setattr(Client, "checkin", refuse_checkin)
+    k = sip2_kiosk(tmp_path, clock, ils)  # up long enough: the audit runs at start
+    monkeypatch.setattr(Client, "checkin", real_checkin)  # the library takes checkins again
+    with closing(k):
+        assert [a["kind"] for a in k.store.alarms()] == ["phantom-loan"]
+        assert "EM0000000003" not in offered(k)
+        login(k)
+        borrow_if_offered(k, "EM0000000003", 3)
+        assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+
+
+def test_a_damaged_date_in_one_event_does_not_hold_up_the_rest_of_the_queue(worker, store, ils, clock):
+    """An event whose record reads well but holds a date that is not one (a number) is a dead
+    letter for staff; the loans queued after it, of other books, still reach the library."""
+    queue_loan(store, clock, "EM0000000003", GOOD, slot=3)
+    queue_loan(store, clock, "EM0000000004", GOOD, slot=4)
+    with store.transaction() as db:  # valid JSON, an object: only the dates' type is wrong
+        db.execute("""UPDATE outbox SET payload = '{"transaction_date": 20261102, "due": 20261116, "slot": 3}'
+                      WHERE item = 'EM0000000003'""")
+    for _ in range(10):  # ten minutes of the worker waking up every minute
+        worker.drain()
+        clock.advance(61)
+    states = {e["item"]: e["state"] for e in store.outbox()}
+    assert states == {"EM0000000003": "dead", "EM0000000004": "delivered"}
+    assert "EM0000000004" in ils_loans(ils)
+
+
+def test_an_event_the_kiosk_keeps_failing_on_becomes_a_dead_letter_and_the_rest_go(worker, store, ils, clock,
+                                                                                   monkeypatch):
+    """When the kiosk's own code fails on one event (a bug, not the library), the event may have
+    gone out, so it is tried again only after its settling time; after the last try it is a dead
+    letter for staff, saying the kiosk failed on it. The loans queued after it, of other books,
+    wait no longer than those tries: then they reach the library."""
+    for n in (3, 4, 5):
+        queue_loan(store, clock, f"EM000000000{n}", GOOD, slot=n)
+    real = worker._deliver
+    tries = []
+
+    def fail_on_one(event, unsure):
+        if event["item"] == "EM0000000003":
+            tries.append(event["seq"])
+            raise RuntimeError("a bug of the kiosk's own")
+        return real(event, unsure)
+
+    monkeypatch.setattr(worker, "_deliver", fail_on_one)
+    worker.drain()
+    for n in range(2, WORKER_FAILURES_TO_DEAD_LETTER + 1):
+        worker.drain()  # before its settling time: not tried again
+        assert len(tries) == n - 1
+        clock.advance(UNKNOWN_SETTLE_S + 1)
+        worker.drain()
+        assert len(tries) == n
+    worker.drain()  # the next round, at once
+    events = {e["item"]: e for e in store.outbox()}
+    failed = events.pop("EM0000000003")
+    assert failed["state"] == "dead" and len(tries) == WORKER_FAILURES_TO_DEAD_LETTER
+    assert f"the kiosk failed on it {WORKER_FAILURES_TO_DEAD_LETTER} times (RuntimeError" in failed["last_error"]
+    assert {item: e["state"] for item, e in events.items()} == {"EM0000000004": "delivered",
+                                                                 "EM0000000005": "delivered"}
+    assert "EM0000000004" in ils_loans(ils) and "EM0000000005" in ils_loans(ils)

@@ -12,17 +12,12 @@ from steps import choose, ils_loans, ils_log, login, open_and_close, sip2_kiosk
 from sync.demo_ils import HeldRequest
 from sync.sip2.client import OutcomeUnknown
 from test_offline import GOOD
-from test_replay_hazards import empty_locker_1, offered, start_return
+from test_replay_hazards import (borrow_if_offered, empty_locker_1, let_land, next_boot, offered,
+                                 phantom_loan_then_power_cut, start_return, started_before_the_library_answers)
 
 
 class Crash(BaseException):
     """The process dies (SIGKILL, out of memory, a driver's segfault): nothing after this runs."""
-
-
-def next_boot(monkeypatch):
-    """The kiosk starts again after a power cut: the Pi has booted again."""
-    monkeypatch.setattr("kiosk.app.boot_id", lambda: "the next boot")
-    monkeypatch.setattr("kiosk.store.boot_id", lambda: "the next boot")
 
 
 def crash_while_a_checkout_is_unanswered(k, ils, monkeypatch) -> HeldRequest:
@@ -43,6 +38,20 @@ def crash_while_a_checkout_is_unanswered(k, ils, monkeypatch) -> HeldRequest:
     with pytest.raises(Crash):
         choose(k, "EM0000000003")
     return held
+
+
+def power_cut_while_a_checkout_is_unanswered(tmp_path, clock, ils, monkeypatch) -> tuple[HeldRequest, FakeClock]:
+    """The same, and the power cut also lost the kiosk's note of the unanswered checkout (written
+    without waiting for the disk). The Pi boots again and is up 15 s when the kiosk starts: the
+    locker audit is due once a checkout sent before the cut could have landed. Returns the held
+    checkout and the clock of the new boot."""
+    first = sip2_kiosk(tmp_path, clock, ils)
+    held = crash_while_a_checkout_is_unanswered(first, ils, monkeypatch)
+    with first.store.transaction() as db:  # what the power cut undid: the `asking` note
+        db.execute("DELETE FROM door_jobs WHERE state = 'asking'")
+    first.power_cut()
+    next_boot(monkeypatch)
+    return held, FakeClock(clock.now() + dt.timedelta(seconds=20), uptime=15.0)
 
 
 def test_a_crash_after_a_return_caught_a_hold_still_keeps_the_locker_for_staff(tmp_path, clock, ils,
@@ -79,8 +88,7 @@ def test_a_loan_made_after_a_restart_while_its_checkout_was_unanswered_is_taken_
     held = crash_while_a_checkout_is_unanswered(first, ils, monkeypatch)
     first.power_cut()  # the dead process's connections go; every write it made stays (same boot)
     with closing(sip2_kiosk(tmp_path, clock, ils)) as again:
-        held.release()
-        assert held.carried_out.wait(10)  # the library lends now, after the kiosk has moved on
+        let_land(held)  # the library lends now, after the kiosk has moved on
         assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
         clock.advance(3600)
         again.sync_now()
@@ -92,16 +100,9 @@ def test_a_loan_made_after_a_power_cut_while_its_checkout_was_unanswered_is_take
     """The same after a power cut that also lost the kiosk's note of the unanswered checkout
     (written without waiting for the disk): the locker audit at the next start waits until a
     checkout sent just before the cut could have landed, and takes back the loan it made."""
-    first = sip2_kiosk(tmp_path, clock, ils)
-    held = crash_while_a_checkout_is_unanswered(first, ils, monkeypatch)
-    with first.store.transaction() as db:  # what the power cut undid: the `asking` note
-        db.execute("DELETE FROM door_jobs WHERE state = 'asking'")
-    first.power_cut()
-    next_boot(monkeypatch)
-    booted = FakeClock(clock.now() + dt.timedelta(seconds=20), uptime=15.0)  # the Pi is up 15 s
-    with closing(sip2_kiosk(tmp_path, booted, ils)) as again:  # the locker audit is due at once
-        held.release()  # the library acts on the checkout it was sitting on
-        assert held.carried_out.wait(10)
+    held, booted = power_cut_while_a_checkout_is_unanswered(tmp_path, clock, ils, monkeypatch)
+    with closing(sip2_kiosk(tmp_path, booted, ils)) as again:
+        let_land(held)  # the library acts on the checkout it was sitting on
         booted.advance(3600)
         again.sync_now()
         assert "EM0000000003" not in ils_loans(ils)
@@ -114,21 +115,29 @@ def test_a_loan_left_from_before_a_power_cut_is_taken_back_before_the_book_is_le
     (the site's router boots slower than the Pi). If the same member borrows that book once the
     library answers, before the audit has reached its locker, the library's earlier loan is
     taken back first and the book lent anew: a fresh loan there, not a renewal of the old one."""
-    k = sip2_kiosk(tmp_path, clock, ils)
-    assert k.library.client.checkout(GOOD, "EM0000000003").ok  # the library lent; the note was lost
-    k.power_cut()
-    next_boot(monkeypatch)
-    ils.faults.down = True
-    with closing(sip2_kiosk(tmp_path, clock, ils)) as again:  # the audit waits: no answer
-        assert again.store.locker_audit_due()
-        ils.faults.down = False
-        clock.advance(60)
-        again.library.client.next_attempt_at = None
-        login(again)  # the member who stood there when the power went
-        assert again.state.screen == "menu" and not again.state.member.offline
+    phantom_loan_then_power_cut(tmp_path, clock, ils, monkeypatch)
+    with closing(started_before_the_library_answers(tmp_path, clock, ils)) as again:  # member 1 again
+        assert again.store.locker_audit_due()  # the audit waited: no answer at the start
         choose(again, "EM0000000003")
         assert again.state.screen == "open-door"
         open_and_close(again, 3)
         assert again.state.screen == "receipt"
     assert [e["action"] for e in ils_log(ils, "EM0000000003")] == ["checkout", "checkin", "checkout"]
     assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
+
+
+def test_a_book_asked_for_before_the_audit_is_due_is_not_lent_onto_its_late_checkout(tmp_path, clock, ils,
+                                                                                     monkeypatch):
+    """The member who stood at the kiosk when the power went (their checkout unanswered, its note
+    lost) asks for the same book again as soon as the kiosk is back, before the locker audit is
+    due. The library may still carry out the checkout from before the cut: if the book were
+    lent now, that checkout would land on the new loan as a renewal. Lent or not, the library's
+    loan of it has no renewal."""
+    held, booted = power_cut_while_a_checkout_is_unanswered(tmp_path, clock, ils, monkeypatch)
+    with closing(sip2_kiosk(tmp_path, booted, ils)) as again:
+        assert again.store.locker_audit_pending() and not again.store.locker_audit_due()
+        login(again)
+        borrow_if_offered(again, "EM0000000003", 3)
+        let_land(held)  # the library now acts on the checkout it was sitting on
+        loan = ils_loans(ils).get("EM0000000003")
+        assert loan is None or loan["renewals"] == 0, f"the late checkout renewed the new loan: {loan}"
