@@ -426,8 +426,20 @@ class Kiosk:
         raise TypeError(f"no executor for {effect!r}")
 
     def _check_out(self, effect: s.CheckOut, at: float) -> s.Event:
+        self._queue_first(effect.member_id)
         with self._circulation:  # the locker audit leaves this book alone meanwhile
             return self._ask_for_loan(effect, at)
+
+    def _queue_first(self, member_id: str) -> None:
+        """The member's loans made offline that the library has not heard of yet go first:
+        lent a book before them, the library would judge its limits without them (and a
+        server that applies limits to replays would then refuse one)."""
+        if self._outbox_factory is None or not self.store.undelivered_loans(self.store.key_of(member_id) or ""):
+            return
+        try:
+            self.sync_now()
+        except Exception as exc:  # noqa: BLE001 - the loan is judged on the counts as they are
+            log.warning("the queue could not go before a loan: %s", exc)
 
     def _ask_for_loan(self, effect: s.CheckOut, at: float) -> s.Event:
         if self.store.slot_contents(effect.slot) != effect.item:
@@ -535,6 +547,12 @@ class Kiosk:
             item = Item(facts.item, facts.title or facts.item, facts.author)
             self.store.add_items([item])
         slot = self.store.slot_of(effect.item)
+        if slot is not None and self.store.staff_note(slot) is not None:
+            # Kept for staff, and back in a patron's hands: staff took it out, and it went on
+            # (to the member it was held for). The locker is empty, and no longer staff's.
+            log.info("locker %d: its book, kept for staff, is being returned: the locker is free again", slot)
+            self.store.release_from_staff(slot, self.clock.now())
+            slot = None
         if slot is not None:
             return s.Refused(refusal=refusal(Reason.ALREADY_IN_LOCKER, slot=slot), at=at)
         empty = self.store.empty_slot(exclude=self._out_of_service())

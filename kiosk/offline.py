@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from kiosk.clock import Clock
@@ -125,6 +125,7 @@ class OfflineFirst:
             return self._from_cache(credential, pin=None)
         if standing is not None:
             self._remember(credential, standing, pin=None)
+            standing = self._with_queued(standing)
         return standing
 
     def verify_pin(self, credential: str, pin: str) -> Standing | None:
@@ -134,7 +135,22 @@ class OfflineFirst:
             return self._from_cache(credential, pin=pin)
         if standing is not None:
             self._remember(credential, standing, pin=pin)
+            standing = self._with_queued(standing)
         return standing
+
+    def _with_queued(self, standing: Standing) -> Standing:
+        """The library's standing of a member, with the loans this kiosk made offline that it
+        has not heard of yet: its counts leave them out, so its limits are judged on the sum."""
+        pending = self._store.undelivered_loans(self._store.key_of(standing.member_id) or "")
+        if not pending:
+            return standing
+        here, network = standing.loans_here + pending, standing.loans_network + pending
+        verdict = standing.verdict
+        if verdict is None and here >= self._policy.library_limit:
+            verdict = refusal(Reason.LIBRARY_LIMIT, limit=self._policy.library_limit)
+        elif verdict is None and network >= self._policy.network_limit:
+            verdict = refusal(Reason.NETWORK_LIMIT, limit=self._policy.network_limit)
+        return replace(standing, loans_here=here, loans_network=network, verdict=verdict)
 
     def _remember(self, credential: str, standing: Standing, pin: str | None) -> None:
         verdict = standing.verdict.reason.value if standing.verdict is not None else ""

@@ -814,6 +814,16 @@ class Store:
         ).fetchone()
         return {"counts": counts, "oldest_undelivered": oldest, "unsynced_clock": unsynced}
 
+    def staff_note(self, slot: int) -> str | None:
+        row = self.db.execute("SELECT staff_note FROM slots WHERE slot = ?", [slot]).fetchone()
+        return row[0] if row else None
+
+    def release_from_staff(self, slot: int, at: dt.datetime) -> None:
+        """Staff have taken the book out of a locker kept for them: it is empty and in use again."""
+        with self.transaction() as db:
+            db.execute("UPDATE slots SET item = NULL, staff_note = NULL, updated_at = ? WHERE slot = ?",
+                       [at.isoformat(), slot])
+
     def hold_for_staff(self, slot: int, note: str, at: dt.datetime) -> None:
         """Keep this locker's book off the shelf until staff collect it (held for another member,
         in transit); the locker takes no returns meanwhile."""
@@ -1071,6 +1081,11 @@ class Store:
             db.execute("UPDATE outbox SET state = 'resolved', delivered_at = ?, "
                        "last_error = last_error || ' | resolved by staff: ' || ? WHERE seq = ?",
                        [at.isoformat(), note or "-", seq])
+            kind, item = db.execute("SELECT kind, item FROM outbox WHERE seq = ?", [seq]).fetchone()
+            if kind == "checkin" and db.execute("SELECT 1 FROM slots WHERE item = ?", [item]).fetchone():
+                # Its book is in a locker, and the library may still show it on loan (staff
+                # settled it by hand, or meant to): asked (17) before it is lent again.
+                db.execute("INSERT OR REPLACE INTO kiosk_state VALUES ('locker_audit', 'due')")
             if not self.keep_member_numbers:
                 self._scrub(db, row[0])
             return True

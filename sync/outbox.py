@@ -302,7 +302,8 @@ class OutboxWorker:
         """A checkin whose book the library shows not on loan: it has it back (from this event,
         or the desk's), unless it does not know the copy at all. A copy it holds for another
         member, or sends elsewhere, goes to staff, as the checkin's alert would have said."""
-        if not facts.title.strip():
+        if not facts.title.strip():  # not the library's: staff take it out of its locker
+            self._hold_for_staff(item, payload.get("slot"), "the library does not know this copy")
             return "dead", "the library does not know this item " + " ".join(facts.screen_messages)
         if facts.circulation_status in ("08", "10"):  # waiting on the hold shelf; in transit
             self._hold_for_staff(item, payload.get("slot"), facts.circulation_status_name)
