@@ -100,6 +100,7 @@ class Kiosk:
         self.stopping = False
         self._background_stop = threading.Event()
         self._background: list[threading.Thread] = []
+        self._workers: list[Any] = []  # the outbox workers of the background threads
         # The outbox worker: `outbox()` builds one (its own database connection and its own
         # connection to the library system), for the background thread or for `sync_now()`.
         self._outbox_factory = outbox
@@ -164,6 +165,7 @@ class Kiosk:
         if self._outbox_factory is not None:
             def sync_loop() -> None:
                 worker = self._new_worker()
+                self._workers.append(worker)
                 try:
                     while not self._background_stop.is_set():
                         woken = self._sync_wake.is_set()
@@ -193,12 +195,16 @@ class Kiosk:
         return self._outbox_worker.drain(retry_now=True)
 
     def _stop_background(self) -> None:
-        """Stop the keep-alive and the outbox worker (theirs and sync_now's)."""
+        """Stop the keep-alive and the outbox worker (theirs and sync_now's). A request they
+        have in flight is cut short (it ends unanswered, settled later), not waited for."""
         self._background_stop.set()
         self._sync_wake.set()
+        for worker in self._workers:
+            worker.interrupt()
         for thread in self._background:
             thread.join(timeout=5)
         self._background = []
+        self._workers = []
         if self._outbox_worker is not None:
             self._outbox_worker.close()
             self._outbox_worker = None
@@ -209,21 +215,23 @@ class Kiosk:
         return self._outbox_factory(item_lock=self._circulation)
 
     def close(self) -> None:
-        """Idempotent; the lock bank locks every door as it closes (fail secure)."""
-        self._stop_background()
+        """Idempotent. The doors first: the lock bank locks every door as it closes (fail
+        secure), before anything that could wait on a library system that does not answer."""
+        self._background_stop.set()
         for name, device in reversed(self.devices.all()):
             try:
                 device.close()
             except Exception:  # noqa: BLE001 - one device must not keep the others open
                 log.exception("device %s did not close cleanly", name)
-        if self.display is not None:
-            self.display.close()
         close_library = getattr(self.library, "close", None)
-        if close_library is not None:
+        if close_library is not None:  # cuts short a request in flight (the keep-alive's)
             try:
                 close_library()
             except Exception:  # noqa: BLE001
                 log.exception("the library connection did not close cleanly")
+        self._stop_background()
+        if self.display is not None:
+            self.display.close()
         if self._started:
             self._guarded(self.store.end_run)
         self.store.close()

@@ -350,7 +350,7 @@ def cmd_sip2_decode(args: argparse.Namespace) -> int:
     from sync.sip2.tools import decode_lines
 
     try:
-        dialect = Dialect(encoding=args.encoding, checksum_mode=args.checksum)
+        dialect = Dialect(encoding=args.encoding, checksum_mode=args.checksum, delimiter=args.delimiter)
         source = open(args.file, "rb") if args.file and args.file != "-" else sys.stdin.buffer
     except (OSError, ValueError, LookupError) as exc:
         print(f"kiosk sip2 decode: {exc}", file=sys.stderr)
@@ -394,14 +394,18 @@ def cmd_sip2_ping(args: argparse.Namespace) -> int:
 
 def _store_of(args: argparse.Namespace):
     """(config, the kiosk's store), or (config, None) after saying why there is none."""
-    from kiosk.store import Store
+    from kiosk.store import Store, StoreError
 
     config = _load_config(args.config)
     path = Path(args.db) if args.db else config.database
     if not path.exists():
         print(f"{path}: no kiosk database here (see [kiosk] data_dir)", file=sys.stderr)
         return config, None
-    return config, Store(path, keep_member_numbers=config.library.backend == "local")
+    try:
+        return config, Store(path, keep_member_numbers=config.library.backend == "local")
+    except StoreError as exc:  # damaged, or of a newer kiosk: said, the file left as it is
+        print(exc, file=sys.stderr)
+        return config, None
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -440,8 +444,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
                                   backoff_max_s=config.sip2.backoff_max_s).drain()
             print(report)
             left = store.queue_status()
-    print(_queue_line(left))
-    return 0 if report.dead == 0 and not report.deferred and not report.unknown else 1
+            audit_left = store.locker_audit_pending()
+    print(_queue_line(left) + ("; the locker audit after a power cut is still to run" if audit_left else ""))
+    # 0 only when everything has gone: a script (or a technician) may take 0 for "all sent".
+    waiting = sum(left["counts"].get(state, 0) for state in ("pending", "inflight", "unknown"))
+    return 0 if not (report.dead or report.deferred or report.unknown or waiting or audit_left) else 1
 
 
 def _queue_line(status: dict) -> str:
@@ -507,7 +514,7 @@ def cmd_queue_list(args: argparse.Namespace) -> int:
 
 def _queue_event(store, seq: int) -> dict | None:
     """Outbox event #seq, or None after saying there is none."""
-    row = store.queue_event(seq)
+    row = store.queue_event(seq) if 0 < seq < 2**63 else None
     if row is None:
         print(f"no outbox event #{seq} (see kiosk queue list)", file=sys.stderr)
     return row
@@ -683,6 +690,7 @@ def parser() -> argparse.ArgumentParser:
     decode.add_argument("file", nargs="?", help="file of frames (default: standard input)")
     decode.add_argument("--encoding", default="utf-8", help="character set (default utf-8)")
     decode.add_argument("--checksum", choices=["bytes", "codepoints", "either"], default="either")
+    decode.add_argument("--delimiter", default="|", help="field delimiter, as [sip2] delimiter (default |)")
     decode.add_argument("--reveal-secrets", action="store_true", help="show passwords and PINs (CO, AD, AC)")
     decode.set_defaults(func=cmd_sip2_decode)
     ping = sip2_sub.add_parser("ping", help="log in to the ILS, send 99, print the status and round trip")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import ssl
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -30,12 +31,23 @@ def _spec(default: Any, check: Check | None = None, choices: tuple[str, ...] = (
     return field(default=default, metadata=meta)
 
 
+_LARGEST = 10**9  # past this a count or a time in seconds is no setting a kiosk can use
+
+
 def _positive(value: Any) -> str | None:
-    return None if value > 0 else "a number greater than 0"
+    return None if 0 < value <= _LARGEST else "a number greater than 0 (and not endless)"
 
 
 def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "a number of 0 or more"
+    return None if 0 <= value <= _LARGEST else "a number of 0 or more (and not endless)"
+
+
+def _timeout(value: Any) -> str | None:
+    return None if 0 < value <= 3600 else "a number of seconds greater than 0, at most 3600"
+
+
+def _days(value: Any) -> str | None:
+    return None if 0 < value <= 3650 else "a number of days from 1 to 3650 (ten years)"
 
 
 def _library_code(value: str) -> str | None:
@@ -110,8 +122,8 @@ class Sip2Section:
     cert_file: str = _spec("")
     key_file: str = _spec("")
     check_hostname: bool = _spec(True)
-    connect_timeout_s: float = _spec(5.0, _positive)
-    response_timeout_s: float = _spec(10.0, _positive)
+    connect_timeout_s: float = _spec(5.0, _timeout)
+    response_timeout_s: float = _spec(10.0, _timeout)
     user: str = _spec("kiosk")
     secrets_file: str = _spec("sip2-secrets.toml")
     location: str = _spec("")
@@ -133,13 +145,13 @@ class OfflineSection:
     """Lending while the library system cannot be reached (the loans are replayed later)."""
 
     allowed: bool = _spec(True)
-    due_days: int = _spec(14, _positive)
+    due_days: int = _spec(14, _days)
     max_loans: int = _spec(2, _not_negative)  # per member, while offline (not yet delivered)
     unknown_members: str = _spec("refuse", choices=("refuse", "one-item"))
-    cache_days: int = _spec(30, _positive)  # a member's cached standing is trusted this long
+    cache_days: int = _spec(30, _days)  # a member's cached standing is trusted this long
     pin_tries: int = _spec(3, _positive)  # wrong PINs in a row, over any taps, before offline sign-in stops
     pin_lockout_s: float = _spec(0.0, _not_negative)  # then for this long (0: until an online sign-in)
-    delivered_retention_days: int = _spec(30, _positive)  # delivered events and finished door jobs
+    delivered_retention_days: int = _spec(30, _days)  # delivered events and finished door jobs
 
 
 @dataclass(frozen=True)
@@ -656,10 +668,16 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
     if p.tls and bool(p.cert_file) != bool(p.key_file):
         problems.append(Problem("sip2.key_file" if p.cert_file else "sip2.cert_file",
                                 "a client certificate needs both cert_file and key_file"))
+    missing = False
     for key in ("ca_file", "cert_file", "key_file"):
         value = getattr(p, key)
         if p.tls and value and not config.relative(value).is_file():
             problems.append(Problem(f"sip2.{key}", f"found {value!r}, but there is no such file"))
+            missing = True
+    if p.tls and not missing:
+        _tls_file_checks(config, problems)
+    for key in ("user", "institution", "location"):
+        _sip2_text_check(f"sip2.{key}", getattr(p, key), p, problems)
     r = config.devices.card_reader
     if r.driver == "keyboard_wedge" and not r.evdev_path.startswith("/dev/input/"):
         problems.append(Problem("devices.card_reader.evdev_path",
@@ -674,6 +692,40 @@ def _cross_checks(config: Config, problems: list[Problem]) -> None:
     if c.network_limit < c.library_limit:
         problems.append(Problem("circulation.network_limit",
                                 f"is {c.network_limit}, expected at least library_limit ({c.library_limit})"))
+
+
+def _tls_file_checks(config: Config, problems: list[Problem]) -> None:
+    """The CA and client certificate files load as the kiosk will load them."""
+    p = config.sip2
+    try:
+        context = ssl.create_default_context(cafile=str(config.relative(p.ca_file)) if p.ca_file else None)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        problems.append(Problem("sip2.ca_file", f"found {p.ca_file!r}, which holds no certificate the kiosk "
+                                                f"can use (PEM expected): {exc.__class__.__name__}"))
+        return
+    if p.cert_file and p.key_file:
+        try:  # an encrypted key would ask for a passphrase nobody is there to type
+            context.load_cert_chain(str(config.relative(p.cert_file)), str(config.relative(p.key_file)),
+                                    password=lambda: b"")
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(Problem("sip2.cert_file", f"{p.cert_file!r} with {p.key_file!r} does not load as a "
+                                                      f"certificate and its unencrypted key: {exc.__class__.__name__}"))
+
+
+def _sip2_text_check(key: str, value: str, p: Sip2Section, problems: list[Problem]) -> None:
+    """A value the kiosk sends as it is (a login name, a password, an institution): SIP2 can
+    carry it only without the delimiter, CR or LF, and in the configured character set."""
+    if not value:
+        return
+    found = [repr(c) for c in (p.delimiter, "\r", "\n") if c in value]
+    if found:
+        problems.append(Problem(key, f"holds {', '.join(found)}, which SIP2 cannot carry in a value "
+                                     "(the delimiter ends a field, CR a message)"))
+        return
+    try:
+        value.encode(p.encoding)
+    except (UnicodeError, LookupError):
+        problems.append(Problem(key, f"holds characters {p.encoding} cannot write (see sip2.encoding)"))
 
 
 @dataclass(frozen=True)
@@ -721,6 +773,9 @@ def load_secrets(config: Config) -> Secrets:
             problems.append(Problem(f"{name} {key}", "expected a text in quotes"))
     if "password" not in data:
         problems.append(Problem(f"{name} password", "missing: the SIP2 login password"))
+    for key in ("password", "terminal_password"):
+        if isinstance(data.get(key), str):
+            _sip2_text_check(f"{name} {key}", data[key], config.sip2, problems)
     if problems:
         raise SecretsError(str(path), problems)
     return Secrets(data["password"], data.get("terminal_password", ""))

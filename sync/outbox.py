@@ -86,6 +86,11 @@ class OutboxWorker:
     def __repr__(self) -> str:
         return f"<OutboxWorker {self._store.path} via {self._client!r}>"
 
+    def interrupt(self) -> None:
+        """From another thread: cut short a request in flight (it ends unanswered, and its event
+        is settled later as any unanswered one); the drain then stops."""
+        self._client.close()
+
     def close(self) -> None:
         if self._owns:
             self._client.close()

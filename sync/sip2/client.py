@@ -137,8 +137,8 @@ class ClientSettings:
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
             problems.append(f"port must be 1-65535, not {self.port!r}")
         for name in ("connect_timeout_s", "response_timeout_s", "backoff_initial_s", "backoff_max_s"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be positive, not {getattr(self, name)!r}")
+            if not 0 < getattr(self, name) < 1e9:  # inf and nan too: the kernel takes whole seconds
+                problems.append(f"{name} must be positive and finite, not {getattr(self, name)!r}")
         if not self.keepalive_s >= 0:
             problems.append(f"keepalive_s must be 0 (never) or positive, not {self.keepalive_s!r}")
         if not isinstance(self.resend_requests, int) or self.resend_requests < 0:

@@ -79,7 +79,29 @@ def decode_lines(lines: Iterable[bytes | str], dialect: Dialect = DEFAULT, *,
 
 def _shown(code: str, value: str, reveal: bool) -> str:
     # An empty password stays visible as "": it leaks nothing and "none was sent" is worth seeing.
-    return REDACTED if code in SECRET_FIELDS and value and not reveal else value
+    if reveal:
+        return value
+    return REDACTED if code in SECRET_FIELDS and value else _masked_within(value)
+
+
+# A secret field inside a value: a capture split on the wrong delimiter ("kiosk^COsecret^CP...").
+_EMBEDDED_SECRET = re.compile(r"([|^~\t])(" + "|".join(sorted(SECRET_FIELDS)) + ")")  # delimiters in use
+
+
+def _masked_within(value: str) -> str:
+    """`value` with whatever follows an embedded CO/AD/AC, up to the next of the separator
+    before it, masked: a wrong delimiter setting must not print a password."""
+    out, at = [], 0
+    for found in _EMBEDDED_SECRET.finditer(value):
+        if found.start() < at:
+            continue
+        start = found.end()
+        end = value.find(found.group(1), start)
+        end = len(value) if end < 0 else end
+        if end > start:
+            out += [value[at:start], REDACTED]
+            at = end
+    return "".join(out) + value[at:]
 
 
 def _redact_text(text: str, delimiter: str) -> str:
