@@ -1,14 +1,16 @@
 """The shell around the session: effects really executed against the store and simulated devices."""
 
 import sqlite3
+import time
 
 import pytest
 
 from drivers.base import DeviceError
-from kiosk.app import build
-from kiosk.config import Config
+from kiosk.app import build, sip2_settings
+from kiosk.config import Config, LibrarySection, Sip2Section
 from kiosk.store import StoreError
 from steps import choose, login
+from test_sip2_client import SILENT, ScriptedServer
 
 MEMBER = "11110100000001"
 
@@ -274,3 +276,27 @@ def test_the_log_is_folded_in_while_nobody_is_at_the_kiosk(kiosk, clock, monkeyp
     assert folds == ["idle"]
     kiosk.tick()
     assert folds == ["idle"]  # at most once a minute
+
+
+def test_stopping_the_kiosk_does_not_wait_on_a_library_that_never_answers(tmp_path, clock):
+    """The library takes the connection and never answers, and the keep-alive is waiting on it
+    when the kiosk is told to stop (systemd allows 10 s before it kills the kiosk). The doors
+    are locked and the stop is recorded at once: the request in flight is cut short, not waited
+    for until its timeout, nor for the background threads to give up on it."""
+    with ScriptedServer(SILENT, SILENT, SILENT, SILENT) as server:  # takes the connection, never answers
+        config = Config(library=LibrarySection(backend="sip2", seed="demo"),
+                        sip2=Sip2Section(response_timeout_s=8.0, connect_timeout_s=1.0, keepalive_s=60))
+        settings = sip2_settings(config, host="127.0.0.1", port=server.port, password="pw")
+        k = build(config, clock=clock, db_path=tmp_path / "kiosk.db", sip2=settings)
+        k.start()
+        clock.advance(120)  # quiet past keepalive_s: the keep-alive goes out
+        k.start_background(every_s=0.01, sync_every_s=60)
+        assert server.got_request.wait(5)  # the keep-alive now waits on the library
+        started = time.perf_counter()
+        k.close()
+        took = time.perf_counter() - started
+    assert k.devices.locks.unlocked() == []
+    # A close that waits takes at least the 5 s it joins each background thread for (the
+    # response timeout is 8 s); one that cuts the request short takes milliseconds. 4 s sits
+    # between the two with room for a slow or loaded machine.
+    assert took < 4.0, f"stopping took {took:.1f} s with a library that does not answer"

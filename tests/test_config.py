@@ -1,9 +1,15 @@
+import json
+import math
 from pathlib import Path
 
 import pytest
 
 from kiosk.cli import main
+from kiosk.clock import FakeClock
 from kiosk.config import Config, ConfigError, load, parse
+from steps import login, sip2_kiosk
+from sync.sip2.client import Client, ClientSettings
+from sync.sip2.codec import Sip2Error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,10 +124,21 @@ def test_config_check_command(tmp_path, capsys):
 from kiosk.config import SecretsError, load_secrets  # noqa: E402
 
 
-def sip2_config(tmp_path, extra=""):
+def sip2_config_file(tmp_path, extra="", password=None):
+    """kiosk.toml for a SIP2 library, `extra` lines in its [sip2]; with `password`, the private
+    secrets file beside it too."""
     path = tmp_path / "kiosk.toml"
-    path.write_text('[library]\nbackend = "sip2"\nseed = ""\n[sip2]\nhost = "ils.example"\n' + extra)
-    return load(path)
+    path.write_text('[library]\nbackend = "sip2"\nseed = ""\n[sip2]\nhost = "ils.example"\n' + extra,
+                    encoding="utf-8")
+    if password is not None:
+        secret = tmp_path / "sip2-secrets.toml"
+        secret.write_text(f"password = {json.dumps(password, ensure_ascii=False)}\n", encoding="utf-8")
+        secret.chmod(0o600)
+    return path
+
+
+def sip2_config(tmp_path, extra=""):
+    return load(sip2_config_file(tmp_path, extra))
 
 
 def test_sip2_settings_are_checked_all_at_once():
@@ -188,3 +205,83 @@ def test_broken_secrets_files_say_what_is_wrong(tmp_path, content, expected):
 ])
 def test_a_character_set_or_delimiter_sip2_cannot_frame_is_refused(text, key):
     assert key in problems(text)
+
+
+@pytest.mark.parametrize("section, line, key", [
+    ("sip2", "response_timeout_s = inf", "sip2.response_timeout_s"),
+    ("sip2", "connect_timeout_s = 1e10", "sip2.connect_timeout_s"),
+    ("offline", "cache_days = 1000000", "offline.cache_days"),
+    ("offline", "due_days = 3000000", "offline.due_days"),
+    ("offline", "delivered_retention_days = 1000000", "offline.delivered_retention_days"),
+])
+def test_config_check_refuses_endless_timeouts_and_day_counts(section, line, key):
+    """A timeout or a number of days meant as "for ever" is no number the kiosk can wait or
+    count with (the kernel takes whole seconds, a date cannot be a million days away): config
+    check names it, rather than the kiosk failing on it later."""
+    assert key in problems(f"[{section}]\n{line}\n")
+
+
+def test_an_endless_timeout_never_fails_a_request_with_an_overflow(ils):
+    """A response timeout of inf is positive, but no timeout a socket can take. The client's
+    settings refuse it; or else a request with it ends as a SIP2 failure the kiosk handles,
+    never an OverflowError that no caller takes for the library being unavailable."""
+    try:
+        settings = ClientSettings(ils.address[0], ils.address[1], user="kiosk", password="kiosk-demo",
+                                  response_timeout_s=math.inf, connect_timeout_s=0.5)
+    except ValueError:
+        return  # refused up front
+    with Client(settings, clock=FakeClock()) as client:
+        try:
+            client.sc_status()
+        except Sip2Error:
+            pass
+
+
+def test_offline_sign_in_with_a_long_cache_days_still_judges_from_the_cache(tmp_path, clock, ils):
+    """cache_days = 1000000 ("keep them for ever"): config check refuses it; or else a member
+    seen online signs in from the cache while the library is down, as with cache_days = 30,
+    instead of every offline sign-in ending on the error screen."""
+    try:
+        parse("[offline]\ncache_days = 1000000\n")
+    except ConfigError:
+        return  # refused: the kiosk never runs with it
+    k = sip2_kiosk(tmp_path, clock, ils, cache_days=1_000_000)
+    try:
+        login(k)
+        assert k.state.screen == "menu"
+        k.tap("logout")
+        ils.faults.down = True
+        clock.advance(60)
+        login(k)
+        assert k.state.screen == "menu"
+    finally:
+        k.close()
+
+
+@pytest.mark.parametrize("extra, password, named", [
+    ("", "pass|word", "password"),                       # "|" ends a field: the library would get "pass word"
+    ('encoding = "ascii"\n', "비밀번호1234", "password"),  # not writable in ascii: "????1234"
+    ('user = "kiosk|2"\n', "plain", "sip2.user"),          # the login's CN, cut the same way
+    ('institution = "111101|"\n', "plain", "sip2.institution"),
+])
+def test_config_check_names_a_login_value_sip2_cannot_carry(tmp_path, capsys, extra, password, named):
+    """A login value holding the field delimiter, or characters the configured character set
+    cannot write, would reach the library as another value than the file's, and the library
+    would refuse the login. config check names the value instead of saying OK."""
+    config = sip2_config_file(tmp_path, extra, password=password)
+    status = main(["config", "check", str(config)])
+    captured = capsys.readouterr()
+    assert status != 0, captured.out
+    assert named in captured.err
+
+
+def test_config_check_names_a_tls_ca_file_that_holds_no_certificate(tmp_path, capsys):
+    """tls = true with a ca_file that exists but holds no certificate (a copy of the wrong file,
+    an error page a browser saved): the kiosk could never connect and would lend offline only.
+    config check names the file instead of saying OK."""
+    (tmp_path / "ils-ca.pem").write_text("<html>404 Not Found</html>\n")
+    config = sip2_config_file(tmp_path, 'tls = true\nca_file = "ils-ca.pem"\n', password="plain")
+    status = main(["config", "check", str(config)])
+    captured = capsys.readouterr()
+    assert status != 0, captured.out
+    assert "sip2.ca_file" in captured.err

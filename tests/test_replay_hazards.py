@@ -179,6 +179,42 @@ def test_a_return_of_a_copy_the_library_does_not_know_is_a_dead_letter_and_not_l
     assert STRANGER not in offered(kiosk)
 
 
+def test_a_resolved_return_of_a_copy_the_library_does_not_know_is_not_lent(kiosk, ils, clock):
+    """Offline, a patron returns a book that is not the library's into locker 1, and its
+    checkin is a dead letter. Staff take the stranger's book out and settle the event by hand
+    (`kiosk queue resolve ID`). The locker's "book" is still not offered for lending: it is
+    none of the library's, and the locker may well be empty."""
+    empty_locker_1(kiosk)
+    ils.faults.down = True
+    start_return(kiosk, STRANGER)
+    open_and_close(kiosk, 1)
+    ils.faults.down = False
+    clock.advance(60)
+    kiosk.sync_now()
+    [dead] = kiosk.store.outbox("dead")
+    assert kiosk.store.resolve_event(dead["seq"], "took the stranger's book to the desk", clock.now())
+    kiosk.sync_now()
+    assert STRANGER not in offered(kiosk)
+
+
+def test_a_book_once_kept_for_staff_can_be_returned_here_again(kiosk, ils, clock):
+    """EM0000000026 comes back into locker 1 while the library holds it for member 9, so the
+    locker is kept for staff. Staff take it out and member 9 collects it at the desk. Two weeks
+    later member 9 returns it here, and the kiosk opens a locker for it: the book is not still
+    taken to be in locker 1, and locker 1 does not stay out of use."""
+    empty_locker_1(kiosk)
+    start_return(kiosk, "EM0000000026")
+    open_and_close(kiosk, 1)
+    kiosk.tap("confirm")
+    assert [row["slot"] for row in kiosk.store.staff_slots()] == [1]
+    assert kiosk.library.client.checkout(WAITING, "EM0000000026").ok  # collected at the desk
+    assert ils_loans(ils)["EM0000000026"]["patron"] == WAITING
+    clock.advance(14 * 86400)
+    kiosk.sync_now()
+    start_return(kiosk, "EM0000000026")  # member 9 brings it back
+    assert kiosk.state.screen == "open-door", kiosk.state.notice
+
+
 def test_a_reserved_book_whose_checkin_answer_was_lost_goes_to_staff(kiosk, ils, clock):
     """A returned book reserved for another member, whose checkin answer is lost on the way:
     once the kiosk has settled the checkin (the library shows the book on its hold shelf), the
@@ -283,6 +319,29 @@ def test_a_book_whose_take_back_is_a_dead_letter_is_not_offered_again(kiosk, ils
     assert ils_loans(ils)["EM0000000003"]["renewals"] == 0  # the loan the library still has
     assert "EM0000000003" not in [item for _, item in kiosk.store.locker_books()]
     assert "EM0000000003" not in offered(kiosk)
+
+
+def test_resolving_a_refused_take_back_does_not_lend_the_book_onto_the_loan_still_at_the_library(
+        kiosk, ils, clock, monkeypatch):
+    """A loan whose answer was lost is to be taken back; the library refuses, so the take-back
+    is a dead letter and the library still has EM0000000003 on loan to member 1, although the
+    book never left locker 3. Staff settle it by hand (`kiosk queue resolve ID`) without the
+    loan having ended at the library. Before the book is lent again the kiosk asks the library
+    about it: member 1 borrowing it here is then no renewal of that loan at the library taken
+    for a fresh one at the kiosk."""
+    lend_with_the_answer_lost(kiosk, ils)
+    kiosk.tap("logout")
+    clock.advance(120)
+    monkeypatch.setattr(Client, "checkin", refuse_checkin)
+    kiosk.sync_now()
+    monkeypatch.undo()
+    [dead] = kiosk.store.outbox("dead")
+    assert ils_loans(ils)["EM0000000003"]["patron"] == GOOD
+    assert kiosk.store.resolve_event(dead["seq"], "member 1 has it", clock.now())
+    kiosk.sync_now()
+    login(kiosk)
+    borrow_if_offered(kiosk, "EM0000000003", 3)
+    assert ils_loans(ils)["EM0000000003"]["renewals"] == 0
 
 
 def test_a_return_and_the_next_loan_reach_the_library_in_the_order_they_happened(store, client, ils, clock):

@@ -1,16 +1,21 @@
-"""The technician's SIP2 commands: `kiosk sip2 decode|ping` and `kiosk ils serve|loans`."""
+"""The technician's commands: `kiosk sip2 decode|ping`, `kiosk ils serve|loans`, `kiosk queue ...` and
+`kiosk sync --once`."""
 
+import datetime as dt
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 
 from kiosk.cli import main
-from kiosk.clock import FakeClock
+from kiosk.clock import KST, FakeClock
+from kiosk.store import Item, Store
+from steps import queue_loan, queue_return
 from sync.demo_ils import DemoIls, seed_demo
 from sync.sip2 import Dialect, FrameReader, decode, encode, make
 
@@ -135,22 +140,21 @@ def test_ils_commands_explain_a_file_that_is_not_theirs(tmp_path, capsys):
     assert "kiosk ils serve:" in capsys.readouterr().err
 
 
+def queued_return(db):
+    """A kiosk database at `db` holding one return, into locker 1, that the library has not
+    been told of yet (recorded while it was unreachable); returns when it was recorded."""
+    clock = FakeClock(dt.datetime.now(KST))  # the commands run on the real clock
+    with Store(db, clock=clock) as store:
+        store.ensure_slots(2, clock.now())
+        queue_return(store, clock, "EM0000000025")
+    return clock.now()
+
+
 def test_sync_once_delivers_the_queue_and_queue_status_shows_it(demo_ils, tmp_path, capsys):
-    import datetime as dt
-
-    from kiosk.session import DoorJob
-    from kiosk.store import Item, Stamp, Store
-
-    server, ils_db = demo_ils
+    server, _ = demo_ils
     config = write_config(tmp_path, server.address[1])
     db = tmp_path / "kiosk.db"
-    now = dt.datetime.now(dt.timezone(dt.timedelta(hours=9)))
-    with Store(db) as store:  # a return recorded while the library was unreachable
-        store.add_items([Item("EM0000000025", "아몬드", "손원평")])
-        store.ensure_slots(2, now)
-        job = DoorJob("r1", "return", 1, "EM0000000025", "아몬드")
-        store.begin_door_job(job, now)
-        store.record_return(job, Stamp(now, True, "b"))
+    queued_return(db)
     assert main(["queue", "status", "--config", str(config), "--db", str(db)]) == 0
     assert "1 pending" in capsys.readouterr().out
     assert main(["sync", "--once", "--config", str(config), "--db", str(db)]) == 0
@@ -162,12 +166,6 @@ def test_sync_once_delivers_the_queue_and_queue_status_shows_it(demo_ils, tmp_pa
 
 
 def test_queue_commands_show_retry_and_resolve_dead_letters(demo_ils, tmp_path, capsys):
-    import datetime as dt
-
-    from kiosk.clock import FakeClock
-    from kiosk.store import Item, Store
-    from steps import queue_loan
-
     server, _ = demo_ils
     config = write_config(tmp_path, server.address[1])
     db = tmp_path / "kiosk.db"
@@ -219,3 +217,103 @@ def test_decode_with_a_missing_file_or_unknown_encoding_says_so(tmp_path, capsys
     frames.write_bytes(b"941AY0AZFDFD\n")
     assert main(["sip2", "decode", "--encoding", "klingon", str(frames)]) == 2
     assert "kiosk sip2 decode:" in capsys.readouterr().err
+
+
+def test_sync_once_exits_1_while_the_locker_audit_waits_for_the_library(demo_ils, tmp_path, capsys):
+    """After a power cut the locker audit is due, and the library does not answer: nothing is
+    sent. `kiosk sync --once` says what still waits and exits 1, so that neither a technician
+    nor a script takes it for everything having gone."""
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1])
+    db = tmp_path / "kiosk.db"
+    queued_return(db)
+    with Store(db) as store:  # a book on the shelf; a run, then another boot's run that never ended
+        store.add_items([Item("EM0000000024", "채식주의자", "한강")])
+        store.put_in_slot(2, "EM0000000024", dt.datetime.now(KST))
+        store.begin_run("boot-1", audit=True)
+        store.begin_run("boot-2", audit=True)
+        assert store.locker_audit_due()
+    server.faults.down = True
+    status = main(["sync", "--once", "--config", str(config), "--db", str(db)])
+    out = capsys.readouterr().out
+    assert "1 pending" in out  # the return still waits
+    assert "locker audit" in out
+    assert status == 1
+
+
+def test_sync_once_exits_1_while_an_unanswered_event_waits_out_its_settling_time(demo_ils, tmp_path, capsys):
+    """The kiosk sent a return just before it stopped and got no answer; the event waits out
+    its settling time before it is asked about. `kiosk sync --once` run meanwhile sends
+    nothing, says it is unknown, and exits 1."""
+    server, _ = demo_ils
+    config = write_config(tmp_path, server.address[1])
+    db = tmp_path / "kiosk.db"
+    sent_at = queued_return(db)
+    with Store(db) as store:
+        [event] = store.outbox()
+        store.mark_unknown(event["seq"], "no answer", sent_at, settle_s=3600)
+    status = main(["sync", "--once", "--config", str(config), "--db", str(db)])
+    assert "1 unknown" in capsys.readouterr().out
+    assert status == 1
+
+
+QUEUE_COMMANDS = [["queue", "status"], ["queue", "list"], ["queue", "show", "1"],
+                  ["queue", "retry", "1"], ["queue", "resolve", "1"], ["sync", "--once"]]
+
+
+@pytest.mark.parametrize("command", QUEUE_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("damage", ["not-a-database", "newer-schema"])
+def test_a_damaged_or_newer_database_is_named_by_the_queue_commands(tmp_path, capsys, command, damage):
+    """A kiosk database that an SD card gave back damaged, or that a newer kiosk wrote: the
+    queue commands and `kiosk sync --once` name the file and exit non-zero (no traceback), and
+    leave it as it is for a technician."""
+    config = write_config(tmp_path, 6001)
+    db = tmp_path / "kiosk.db"
+    if damage == "not-a-database":
+        db.write_bytes(b"this is not an SQLite database, it is what a bad SD card gave back" * 20)
+    else:
+        Store(db).close()
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA user_version=999")
+    found = db.read_bytes()
+    assert main([*command, "--config", str(config), "--db", str(db)]) != 0
+    assert str(db) in capsys.readouterr().err
+    assert db.read_bytes() == found
+
+
+@pytest.mark.parametrize("command", [["queue", "show"], ["queue", "retry"], ["queue", "resolve"]], ids=" ".join)
+def test_an_event_id_too_large_for_the_database_is_no_such_event(tmp_path, capsys, command):
+    """An id mistyped with too many digits (more than the database's integers hold) is answered
+    as any id that is not in the queue."""
+    config = write_config(tmp_path, 6001)
+    db = tmp_path / "kiosk.db"
+    queued_return(db)
+    assert main([*command, "99999999999999999999", "--config", str(config), "--db", str(db)]) == 1
+    assert "no outbox event" in capsys.readouterr().err
+
+
+CARET_CAPTURE = (b"9300CNkiosk^COtopsecret-pw^CPloc^\n"
+                 b"6300020261102    100000          AO111101^AA11110100000001^AD86420^\n")
+
+
+def test_decode_never_prints_a_secret_of_a_capture_split_on_another_delimiter(tmp_path, capsys):
+    """A capture from a kiosk set to [sip2] delimiter = "^", decoded as if "|" split its
+    fields: the login's password and the patron's PIN land inside other fields' values, and
+    are still not printed."""
+    frames = tmp_path / "capture.txt"
+    frames.write_bytes(CARET_CAPTURE)
+    main(["sip2", "decode", str(frames)])
+    out = capsys.readouterr().out
+    assert [json.loads(line)["name"] for line in out.splitlines()] == ["login", "patron_information"]
+    assert "topsecret-pw" not in out and "86420" not in out
+
+
+def test_decode_with_the_kiosks_delimiter_splits_its_fields(tmp_path, capsys):
+    """`kiosk sip2 decode --delimiter "^"` reads such a capture as the kiosk wrote it: one
+    field per value, the password and the PIN masked."""
+    frames = tmp_path / "capture.txt"
+    frames.write_bytes(CARET_CAPTURE)
+    assert main(["sip2", "decode", "--delimiter", "^", str(frames)]) == 0
+    login, patron = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert {f["id"]: f["value"] for f in login["fields"]} == {"CN": "kiosk", "CO": "***", "CP": "loc"}
+    assert {f["id"]: f["value"] for f in patron["fields"]}["AD"] == "***"
