@@ -190,9 +190,13 @@ class Kiosk:
         waiting out any back-off (as `kiosk sync --once` does). None without a library system."""
         if self._outbox_factory is None:
             return None
+        return self._own_worker().drain(retry_now=True)
+
+    def _own_worker(self) -> Any:
+        """The outbox worker of this thread (sync_now's), made when first needed."""
         if self._outbox_worker is None:
             self._outbox_worker = self._new_worker()
-        return self._outbox_worker.drain(retry_now=True)
+        return self._outbox_worker
 
     def _stop_background(self) -> None:
         """Stop the keep-alive and the outbox worker (theirs and sync_now's). A request they
@@ -442,10 +446,12 @@ class Kiosk:
         """The member's loans made offline that the library has not heard of yet go first:
         lent a book before them, the library would judge its limits without them (and a
         server that applies limits to replays would then refuse one)."""
-        if self._outbox_factory is None or not self.store.undelivered_loans(self.store.key_of(member_id) or ""):
+        if self._outbox_factory is None or getattr(self.library, "offline_since", None) is not None:
+            return  # offline, the loan is queued behind them anyway
+        if not self.store.undelivered_loans(self.store.key_of(member_id) or ""):
             return
         try:
-            self.sync_now()
+            self._own_worker().drain()  # back-offs honoured: a patron waits for no timeouts here
         except Exception as exc:  # noqa: BLE001 - the loan is judged on the counts as they are
             log.warning("the queue could not go before a loan: %s", exc)
 
