@@ -391,7 +391,7 @@ class Kiosk:
                 return s.PinRejected(at=at)
             return s.PinAccepted(member=member, today=lib.today(), at=at)
         if isinstance(effect, s.LoadShelf):
-            out = self._out_of_service()
+            out = self._unusable()
             return s.ShelfLoaded(shelf=tuple(i for i in store.shelf() if i.slot not in out), at=at)
         if isinstance(effect, s.LoadLoans):
             return s.LoansLoaded(loans=lib.loans(effect.member_id), at=at)
@@ -569,12 +569,27 @@ class Kiosk:
             slot = None
         if slot is not None:
             return s.Refused(refusal=refusal(Reason.ALREADY_IN_LOCKER, slot=slot), at=at)
-        empty = self.store.empty_slot(exclude=self._out_of_service())
+        empty = self.store.empty_slot(exclude=self._unusable())
         if empty is None:
             return s.Refused(refusal=refusal(Reason.NO_EMPTY_LOCKER), at=at)
         job = s.DoorJob(id=str(uuid.uuid4()), kind="return", slot=empty, item=item.item,
                         title=item.title, member_id=effect.member_id)
         return s.DoorJobReady(job=job, at=at)
+
+    def _unusable(self) -> dict[int, str]:
+        """Lockers not to offer now: out of service, or with a door that stands open (forced,
+        or sprung after a loan): nothing would tell the kiosk when a book went in or out."""
+        out = dict(self._out_of_service())
+        locks = self.devices.locks
+        for slot in range(1, getattr(locks, "slots", 0) + 1):
+            if slot in out:
+                continue
+            try:
+                if locks.is_open(slot):
+                    out[slot] = "door open"
+            except Exception:  # noqa: BLE001 - a sensor that cannot say: asked again at the unlock
+                log.debug("locker %d: the door sensor did not answer", slot)
+        return out
 
     def _out_of_service(self) -> dict[int, str]:
         """Lockers the lock bank cannot open now (a board that does not answer): not offered."""

@@ -121,5 +121,19 @@ def with_one_more_loan(member: Standing) -> Standing:
     return replace(member, loans_here=member.loans_here + 1, loans_network=member.loans_network + 1)
 
 
+_LIMITS = (Reason.LIBRARY_LIMIT, Reason.NETWORK_LIMIT, Reason.OFFLINE_LIMIT)
+
+
+def with_one_less_loan(member: Standing) -> Standing:
+    """The standing after a return in the same visit: one loan fewer, and a "limit reached" no
+    longer holds (the library, or the offline rules, judge the next loan afresh). Should the
+    book not have been the member's own, that judgement still refuses what it must."""
+    verdict = member.verdict
+    if verdict is not None and verdict.reason in _LIMITS:
+        verdict = None
+    return replace(member, loans_here=max(0, member.loans_here - 1),
+                   loans_network=max(0, member.loans_network - 1), verdict=verdict)
+
+
 def due_date(today: dt.date, policy: Policy) -> dt.date:
     return today + dt.timedelta(days=policy.loan_days)

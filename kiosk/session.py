@@ -13,7 +13,8 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 from kiosk.identifiers import IdentifierRules, Kind, classify, format_uid
-from kiosk.rules import Policy, Reason, Refusal, Standing, borrow_refusal, refusal, with_one_more_loan
+from kiosk.rules import (Policy, Reason, Refusal, Standing, borrow_refusal, refusal, with_one_less_loan,
+                         with_one_more_loan)
 
 # --------------------------------------------------------------------------- data the UI shows
 
@@ -373,6 +374,12 @@ def _reset(state: State, at: float) -> State:
     return initial(state.settings, at)
 
 
+def _refused_sign_in(state: State, why: Refusal, at: float) -> Step:
+    """A sign-in refused on the PIN screen: back to no one signed in, told in the language the
+    patron chose."""
+    return _fail(replace(_reset(state, at), lang=state.lang), why, at)
+
+
 def _logout(state: State, at: float) -> Step:
     effects: tuple[Effect, ...] = ()
     if state.member is not None:
@@ -385,6 +392,8 @@ def _may_log_in(state: State) -> bool:
 
 
 def _begin_login(state: State, credential: str, via: str, at: float) -> Step:
+    if state.screen == "pin" and state.credential == credential:
+        return state, ()  # the same card or phone again (it dipped out of view): the PIN typed stays
     state = replace(state, credential=credential, pin="", pin_failures=0, busy=True, notice=None)
     return state, (LookUpMember(credential, via),)
 
@@ -442,7 +451,7 @@ def _tap(state: State, event: Tap) -> Step:
             return _go(s, "return", at), ()
         if button == "my-loans":
             assert s.member is not None
-            return _go(s, "my-loans", at, busy=True), (LoadLoans(s.member.member_id),)
+            return _go(s, "my-loans", at, busy=True, loans=(), notice=None), (LoadLoans(s.member.member_id),)
         if button == "logout":
             return _logout(s, at)
     elif screen == "borrow":
@@ -506,9 +515,14 @@ def _door(state: State, event: DoorOpened | DoorClosed) -> Step:
             return state, ()
         # Opened with no unlock: someone forced it (or the lock failed). Staff must know.
         return state, (RaiseAlarm("forced-open", event.slot),)
-    if ours and state.door == "open":
+    if ours and state.door in ("open", "unlocked"):
+        # Shut after its unlock: it was open, even when its opening went unseen (a sensor too
+        # slow for a quick hand): the book moved, and staff are told the sensor missed it.
         assert job is not None
-        return replace(state, door="recording", busy=True), (Lock(job.slot), RecordDoorJob(job))
+        effects: tuple[Effect, ...] = (Lock(job.slot), RecordDoorJob(job))
+        if state.door == "unlocked":
+            effects += (RaiseAlarm("door-opening-unseen", job.slot),)
+        return replace(state, door="recording", busy=True), effects
     return state, ()
 
 
@@ -518,7 +532,7 @@ def _tick(state: State, now: float) -> Step:
         job = state.job
         assert job is not None
         effects = (Lock(job.slot), CancelDoorJob(job, "door-timeout"))
-        after = replace(state, job=None, door="", last_activity=now)
+        after = replace(state, job=None, door="")  # no touch of the patron's: they may have gone
         return _go(after, "error", now, notice=refusal(Reason.DOOR_TIMEOUT, slot=job.slot, kind=job.kind)), effects
     if state.door == "open" and not state.door_warned and now - state.door_since >= cfg.door_left_open_s:
         assert state.job is not None
@@ -549,12 +563,12 @@ def _result(s: State, event: Event) -> Step:
         if verdict is not None and verdict.reason is Reason.PIN_LOCKED:
             # Offline, too many wrong PINs for this member (counted on disk, over every tap):
             # not even the right PIN signs in until the lockout ends.
-            return _fail(_reset(s, at), verdict, at)
+            return _refused_sign_in(s, verdict, at)
         return _go(s, "menu", at, member=event.member, today=event.today, credential=None, pin=""), ()
     if isinstance(event, PinRejected):
         failures = s.pin_failures + 1
         if failures >= s.settings.pin_tries:
-            return _fail(_reset(s, at), refusal(Reason.PIN_LOCKED), at)
+            return _refused_sign_in(s, refusal(Reason.PIN_LOCKED), at)
         left = s.settings.pin_tries - failures
         return replace(s, pin="", pin_failures=failures, notice=refusal(Reason.WRONG_PIN, left=left)), ()
     if isinstance(event, ShelfLoaded):
@@ -571,9 +585,11 @@ def _result(s: State, event: Event) -> Step:
         job = event.job
         receipt = Receipt(job.kind, job.item, job.title, job.slot, job.due, job.due_text)
         member = s.member
-        if job.kind == "loan" and member is not None:
-            member = with_one_more_loan(member)
-        after = replace(s, job=None, door="", member=member, receipt=receipt, last_activity=at)
+        if member is not None:
+            member = with_one_more_loan(member) if job.kind == "loan" else with_one_less_loan(member)
+        # A door shut is no touch of the patron's (a passer-by may shut it): the inactivity
+        # logout still counts from their last one.
+        after = replace(s, job=None, door="", member=member, receipt=receipt)
         return _go(after, "receipt", at), ()
     if isinstance(event, Renewed):
         loans = tuple(
@@ -586,7 +602,7 @@ def _result(s: State, event: Event) -> Step:
         if s.screen == "my-loans" and s.job is None and s.loans:
             return replace(s, notice=event.refusal), ()  # a renewal: why, above the list that stays
         if s.screen == "pin" and event.refusal.reason is not Reason.ILS_UNAVAILABLE:
-            return _fail(_reset(s, at), event.refusal, at)
+            return _refused_sign_in(s, event.refusal, at)
         if s.job is not None:
             # The job could not go on (not committed, not unlocked, or not recorded): the shell has
             # locked the door and told staff; the patron sees why.

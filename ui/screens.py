@@ -508,17 +508,18 @@ def my_loans(c: Canvas, state: State, now: float, page: int) -> None:
         c.chip(t("loans.count", lang, n=len(loans)), (right, title.centery), m.font(17), (226, 232, 244),
                theme.NAVY, anchor="midright")
     y = title.bottom + m.px(16)
+    # Room for why a renewal was refused, kept whether or not there is one: the rows never move
+    # under a patron's finger (tapping the same spot again must not renew another book).
+    band = pygame.Rect(b.x, y, b.w, c.line_height(m.font(20)) + m.px(20))
     if state.notice is not None:
-        # A renewal the library refused: why, above the list, which stays as it was.
         what, _ = reason_text(state.notice, lang)
         message = state.notice.detail("message").strip()
         if message and message != what:
             what = f"{what} · {message}"
-        band = pygame.Rect(b.x, y, b.w, c.line_height(m.font(20)) + m.px(20))
         c.box(band, theme.RED_SOFT, radius=m.px(12), border=None, shadow=False)
         c.text(what, (band.x + m.px(20), band.centery), m.font(20), theme.RED, bold=True, anchor="midleft",
                max_width=band.w - m.px(40))
-        y = band.bottom + m.px(12)
+    y = band.bottom + m.px(12)
     area = pygame.Rect(b.x, y, b.w, foot.y - m.px(22) - y)
     row_h = max(m.touch - m.px(8), m.px(84))
     per_page = max(1, area.h // row_h)
