@@ -16,7 +16,7 @@ import pygame
 import pytest
 
 from kiosk.rules import Reason, Refusal, refusal
-from kiosk.session import DoorJob, LoanLine, Receipt, Settings, State
+from kiosk.session import DoorJob, LoanLine, Receipt, Refused, Renew, Settings, State, Tap, step
 from ui import gallery, theme
 from ui.display import Display, PanelButton, Status
 from ui.i18n import STRINGS, format_date, format_won, reason_text, t
@@ -45,7 +45,11 @@ def logged(lang: str = "ko", **changes) -> State:
 
 def click(d: Display, bid: str) -> list[str]:
     """Post a press and a release at the centre of button `bid` of the last frame; poll."""
-    pos = d.last_frame.buttons[bid].center
+    return touch(d, d.last_frame.buttons[bid].center)
+
+
+def touch(d: Display, pos: tuple[int, int]) -> list[str]:
+    """Post a press and a release at `pos`; poll."""
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=pos))
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, button=1, pos=pos))
     return d.poll()
@@ -200,6 +204,41 @@ def test_my_loans_pages(display):
     loans = tuple(LoanLine(f"EM{i}", f"책 {i}", TODAY) for i in range(20))
     frame = display.render(logged(screen="my-loans", loans=loans), NOW, STATUS)
     assert "page-next" in frame.buttons and "책 19" not in frame.texts
+
+
+def refused_renewal(state: State, item: str) -> State:
+    """`state` after the patron taps renew on `item` and the library refuses it."""
+    state, effects = step(state, Tap(button=f"renew:{item}", at=NOW))
+    assert effects == (Renew(state.member.member_id, item),)
+    state, _ = step(state, Refused(refusal=refusal(Reason.RENEWAL_REFUSED), at=NOW))
+    assert state.screen == "my-loans" and state.notice is not None
+    return state
+
+
+def numbered_loans(n: int) -> tuple[LoanLine, ...]:
+    return tuple(LoanLine(f"EM{i:010d}", f"책 {i}", dt.date(2026, 11, 20)) for i in range(1, n + 1))
+
+
+@pytest.mark.parametrize("target", ["EM0000000002", "EM0000000004"])
+def test_tapping_the_same_spot_after_a_refused_renewal_never_renews_another_book(display, target):
+    """My loans: the library refuses a renewal and the kiosk says why above the list. A patron
+    who taps the same spot again (to try once more) reaches that book's renew button or none;
+    the notice never slides another book's button under their finger."""
+    state = logged(screen="my-loans", loans=numbered_loans(4))
+    spot = display.render(state, NOW, STATUS).buttons[f"renew:{target}"].center
+    state = refused_renewal(state, target)
+    display.render(state, NOW, STATUS)
+    assert touch(display, spot) in ([f"renew:{target}"], [])
+
+
+def test_a_refused_renewal_leaves_every_loan_on_the_page_it_was_on(display):
+    """My loans with more books than fit on one page: after a refused renewal the notice shows,
+    and the page still offers the very same books; none is pushed onto another page."""
+    state = logged(screen="my-loans", loans=numbered_loans(6))
+    before = display.render(state, NOW, STATUS)
+    after = display.render(refused_renewal(state, "EM0000000001"), NOW, STATUS)
+    assert sorted(b for b in after.buttons if b.startswith("renew:")) == sorted(
+        b for b in before.buttons if b.startswith("renew:"))
 
 
 def test_receipts(display):
