@@ -9,7 +9,8 @@ a fresh process that does what a kiosk's process does after a power cut: builds 
 database file, starts it (which runs the recovery of interrupted door jobs), and then serves
 patrons (borrow, return, walk away from an unlocked door) while its outbox worker thread drains
 the outbox (and now and then the patrons' thread too), with the wall clock at START_S seconds
-after the scenarios' Monday 10:00. The parent kills that process with SIGKILL whenever it likes.
+after the scenarios' Monday 10:00. The parent kills that process with SIGKILL whenever it likes; a share of the runs kill themselves
+in the middle of a write transaction (aim_a_kill), where the parent's timer rarely lands.
 Forking from an already-imported process keeps a restart at a few milliseconds (a fresh
 interpreter needs about a second for the imports), so that hundreds of kills fit in seconds;
 everything the kiosk had in memory is still gone, because each run starts from the database alone.
@@ -115,8 +116,38 @@ def give_back(k, clock: FakeClock, rng: random.Random) -> None:
         k.pump()
 
 
+AIMED_SHARE = 0.4  # of runs that kill themselves in the middle of a write (see aim_a_kill)
+
+
+def aim_a_kill(rng: random.Random) -> None:
+    """SIGKILL this process as the N-th write statement (N drawn from `rng`) of any of its
+    database connections starts: always inside a transaction, as the write lock is taken first.
+    The parent's timer lands mid-write only now and then; these runs die there for certain."""
+    import signal
+
+    import kiosk.store as store_module
+
+    target, writes = rng.randrange(1, 40), [0]
+    real = store_module.connect
+
+    def trace(statement: str) -> None:
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes[0] += 1
+            if writes[0] == target:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def connect(path):
+        conn = real(path)
+        conn.set_trace_callback(trace)
+        return conn
+
+    store_module.connect = connect
+
+
 def run(db: Path, host: str, port: int, seed: int, start_s: float) -> None:
     rng = random.Random(seed)
+    if rng.random() < AIMED_SHARE:
+        aim_a_kill(rng)
     clock = FakeClock(START + dt.timedelta(seconds=start_s))
     k = open_kiosk(db, host, port, clock)
     k.start()  # locks everything and settles what the last process left half done

@@ -132,6 +132,41 @@ def test_return_fills_the_locker_and_closes_the_loan(store):
     assert kinds == ["checkout", "checkin"]
 
 
+def test_what_a_power_cut_must_not_undo_is_committed_waiting_for_the_disk(store):
+    """A door's opening, a loan and a return are committed with synchronous=FULL (the commit
+    returns once the disk has it), so a power cut right after cannot undo them; what comes
+    before a door opens is committed without waiting (nothing has moved yet). A process that
+    dies loses neither kind, so only the commits themselves can show this."""
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    store.begin_door_job(loan_job(), NOW)
+    store.note_door_opened("job-1", NOW)
+    store.record_loan(loan_job(), stamp())
+    back = DoorJob("job-2", "return", 3, "EM0000000003", "작별하지 않는다", None)
+    store.begin_door_job(back, NOW)
+    store.note_door_opened("job-2", NOW)
+    store.record_return(back, stamp())
+    store._conn.set_trace_callback(None)
+
+    level, at_commit, writes = "FULL", [], []  # the connection starts FULL (Store's connect)
+    for text in statements:
+        upper = " ".join(text.split()).upper()
+        if upper.startswith("PRAGMA SYNCHRONOUS="):
+            level = upper.split("=", 1)[1]
+        elif upper.startswith(("INSERT", "UPDATE")):
+            writes.append(upper)
+        elif upper == "COMMIT":
+            at_commit.append((level, writes))
+            writes = []
+
+    def level_of(fragment):
+        return [lvl for lvl, done in at_commit if any(fragment in w for w in done)]
+
+    assert level_of("UPDATE DOOR_JOBS SET OPENED_AT") == ["FULL", "FULL"]
+    assert level_of('INTO "LOANS"') == ["FULL"] and level_of('INTO "RETURNS"') == ["FULL"]
+    assert level_of('INTO "DOOR_JOBS"') == ["NORMAL", "NORMAL"]  # the intent: before anything moved
+
+
 def test_loans_of_marks_overdue(store):
     lines = store.loans_of("11110100000008", dt.date(2026, 11, 2))
     assert [line.overdue for line in lines] == [True]
