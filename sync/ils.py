@@ -58,8 +58,8 @@ class Sip2Library:
         self._send_pin = send_pin
         self._pins: dict[str, str] = {}
         # Due dates as my loans last showed them, and renewals that went unanswered: (member,
-        # item) → (monotonic time, the due date before). Such a renewal is settled (17: did the due date move?)
-        # before another is sent, or one request of the patron's could renew twice.
+        # item) → (monotonic time, the due date before). Such a renewal is settled (17: did the
+        # due date move?) before another is sent, or one request of the patron's could renew twice.
         self._due_seen: dict[str, tuple[dt.date | None, str]] = {}  # item → (due, or its words)
         self._unanswered_renewals: dict[tuple[str, str], tuple[float, tuple[dt.date | None, str]]] = {}
         self._lock = threading.Lock()
