@@ -160,6 +160,14 @@ def enter_pin(k, pin):
     k.tap("pin-ok")
 
 
+def seen_online_then_offline(k, ils):
+    """The owner signs in once while the library answers (the PIN check is cached), then the
+    library becomes unreachable."""
+    login(k)
+    k.tap("logout")
+    ils.faults.down = True
+
+
 def tap_card(k, uid=GOOD_CARD):
     k.devices.card_reader.present(bytes.fromhex(uid))
     k.pump()
@@ -169,9 +177,7 @@ def tap_card(k, uid=GOOD_CARD):
 def test_wrong_pins_offline_add_up_over_taps_until_even_the_right_pin_is_refused(tmp_path, clock, ils):
     k = sip2_kiosk(tmp_path, clock, ils)  # pin_tries = 3
     try:
-        login(k)  # the owner, online: the PIN check is cached
-        k.tap("logout")
-        ils.faults.down = True
+        seen_online_then_offline(k, ils)
         for guess in ("0000", "0001"):  # the finder taps again after every wrong PIN
             tap_card(k)
             enter_pin(k, guess)
@@ -206,9 +212,7 @@ def test_wrong_pins_offline_add_up_over_taps_until_even_the_right_pin_is_refused
 def test_the_offline_pin_count_survives_a_restart(tmp_path, clock, ils):
     k = sip2_kiosk(tmp_path, clock, ils)
     try:
-        login(k)
-        k.tap("logout")
-        ils.faults.down = True
+        seen_online_then_offline(k, ils)
         for guess in ("0000", "0001", "0002"):
             tap_card(k)
             enter_pin(k, guess)
@@ -226,9 +230,7 @@ def test_the_offline_pin_count_survives_a_restart(tmp_path, clock, ils):
 def test_a_right_pin_offline_clears_earlier_wrong_ones(tmp_path, clock, ils):
     k = sip2_kiosk(tmp_path, clock, ils)
     try:
-        login(k)
-        k.tap("logout")
-        ils.faults.down = True
+        seen_online_then_offline(k, ils)
         for _ in range(3):  # the owner mistypes twice a day, and gets it right the third time
             tap_card(k)
             enter_pin(k, "4321")
@@ -244,9 +246,7 @@ def test_a_right_pin_offline_clears_earlier_wrong_ones(tmp_path, clock, ils):
 def test_a_lockout_with_an_end_ends_by_the_monotonic_clock_not_the_wall(tmp_path, clock, ils):
     k = sip2_kiosk(tmp_path, clock, ils, pin_tries=2, pin_lockout_s=900)
     try:
-        login(k)
-        k.tap("logout")
-        ils.faults.down = True
+        seen_online_then_offline(k, ils)
         tap_card(k)
         enter_pin(k, "0000")
         enter_pin(k, "0001")
