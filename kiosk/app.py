@@ -258,6 +258,9 @@ class Kiosk:
             # for any unanswered checkout, the take-back is queued to go once that has had time.
             job = s.DoorJob(id=row["id"], kind="loan", slot=row["slot"], item=row["item"], title=row["item"],
                             member_id=row["member_id"], ils_done=True)
+            if self._outbox_factory is None:  # the kiosk is its own library: nothing was lent anywhere
+                self._call_off(job, "interrupted while asking the library")
+                continue
             self._queue_take_back(job, settle_s=UNKNOWN_SETTLE_S)
             self._guarded(lambda: self.store.cancel_door_job(job.id, "interrupted while asking the library",
                                                              self.clock.now()))

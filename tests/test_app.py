@@ -214,6 +214,35 @@ def test_a_failing_frame_with_the_door_open_still_records_the_loan(kiosk):
     assert "recovered-door-job" in [a["kind"] for a in kiosk.store.alarms()]
 
 
+def test_a_kiosk_that_is_its_own_library_offers_a_book_again_after_a_crash_while_deciding(tmp_path, clock,
+                                                                                           monkeypatch):
+    """The process dies while the kiosk (its own library) decides a loan: nothing was lent
+    anywhere, so after the restart the book is on offer again and nothing waits to be sent."""
+    path = tmp_path / "kiosk.db"
+    k = build(Config(), clock=clock, db_path=path)
+    k.start()
+    login(k)
+
+    class Crash(BaseException):
+        pass
+
+    def die(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(k.library, "check_out", die)
+    with pytest.raises(Crash):
+        choose(k, "EM0000000003")
+    k.store.close()
+    again = build(Config(), clock=clock, db_path=path)
+    again.start()
+    try:
+        assert again.store.asking_door_jobs() == []
+        assert "EM0000000003" in [line.item for line in again.store.shelf()]
+        assert again.store.outbox() == []
+    finally:
+        again.close()
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_a_damaged_database_puts_the_kiosk_out_of_service_and_keeps_the_file(tmp_path, clock, damage):
     path = tmp_path / "kiosk.db"
